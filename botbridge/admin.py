@@ -1,0 +1,77 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+
+from botbridge import outbox, services
+from botbridge.models import Message, TelegramUpdate
+from shop.errors import DomainError
+from shop.pagination import EstimatedCountPaginator
+
+
+@admin.register(TelegramUpdate)
+class TelegramUpdateAdmin(admin.ModelAdmin):
+    list_display = ["update_id", "kind", "status", "attempts", "received_at", "processed_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["=update_id"]
+    readonly_fields = ["update_id", "kind", "status", "attempts", "received_at", "processed_at", "payload", "error"]
+    actions = ["replay"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Replay selected failed updates", permissions=["view"])
+    def replay(self, request, queryset: QuerySet[TelegramUpdate]):
+        done = 0
+        for update in queryset:
+            try:
+                row = services.update_replay(update=update)
+            except DomainError as error:
+                self.message_user(request, f"Update {update.update_id}: {error.message}", messages.ERROR)
+                continue
+            if row.status == TelegramUpdate.Status.PROCESSED:
+                done += 1
+            else:
+                self.message_user(request, f"Update {row.update_id} failed again; see its error.", messages.WARNING)
+        if done:
+            self.message_user(request, f"Replayed {done} update(s).", messages.SUCCESS)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "direction", "customer", "method", "short_text", "status", "attempts"]
+    list_filter = ["direction", "status", "method"]
+    search_fields = ["=chat_id", "customer__username", "text"]
+    list_select_related = ["customer"]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "id"]
+    actions = ["retry"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    @admin.display(description="Text")
+    def short_text(self, obj: Message) -> str:
+        return obj.text[:80]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Retry selected failed messages", permissions=["change"])
+    def retry(self, request, queryset: QuerySet[Message]):
+        done = 0
+        for message in queryset:
+            try:
+                outbox.message_retry(message=message)
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"Message {message.pk}: {error.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Queued {done} message(s) again.", messages.SUCCESS)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BotbridgeConfig(AppConfig):
+    name = "botbridge"
+    verbose_name = "Telegram"

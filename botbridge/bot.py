@@ -1,0 +1,97 @@
+"""The one place that talks to the Telegram Bot API (through pyTelegramBotAPI).
+
+Nothing here runs at import time: the bot is built when first needed, from settings.
+"""
+
+import json
+from typing import Any
+
+import telebot
+from django.conf import settings
+from telebot import apihelper, types
+from telebot.apihelper import ApiHTTPException, ApiTelegramException
+
+__all__ = ["ApiHTTPException", "ApiTelegramException", "get_bot", "keyboard", "send"]
+
+# Telegram cancels a checkout that is not answered within 10 s: never wait longer than that.
+CONNECT_TIMEOUT = 3
+READ_TIMEOUT = 7
+
+
+def get_bot() -> telebot.TeleBot:
+    apihelper.API_URL = settings.TELEGRAM_API_URL + "/bot{0}/{1}"
+    apihelper.CONNECT_TIMEOUT = CONNECT_TIMEOUT
+    apihelper.READ_TIMEOUT = READ_TIMEOUT
+    # Keep connections to the Bot API alive across calls in this thread.
+    apihelper.SESSION_TIME_TO_LIVE = 600
+    return telebot.TeleBot(settings.TELEGRAM_BOT_TOKEN, threaded=False, parse_mode=None)
+
+
+def keyboard(rows: list[list[dict[str, str]]]) -> dict[str, Any]:
+    """An InlineKeyboardMarkup as plain JSON: [[{"text": ..., "callback_data": ...}]]."""
+    return {"inline_keyboard": rows}
+
+
+def send(method: str, params: dict[str, Any]) -> types.Message:
+    """Send one stored outbound message (an outbox row's method and params)."""
+    bot = get_bot()
+    markup = params.get("reply_markup")
+    markup_json = json.dumps(markup) if markup else None
+    if method == "sendMessage":
+        return bot.send_message(params["chat_id"], params["text"], reply_markup=markup_json)
+    if method == "sendInvoice":
+        currency = params["currency"]
+        prices = [types.LabeledPrice(p["label"], p["amount"]) for p in params["prices"]]
+        return bot.send_invoice(
+            params["chat_id"],
+            title=params["title"],
+            description=params["description"],
+            invoice_payload=params["payload"],
+            # Stars need no provider: Telegram wants an empty token for XTR.
+            provider_token="" if currency == "XTR" else settings.TELEGRAM_PROVIDER_TOKEN,
+            currency=currency,
+            prices=prices,
+            photo_url=params.get("photo_url") or None,
+            need_shipping_address=params.get("need_shipping_address") or None,
+            reply_markup=markup_json,
+        )
+    raise ValueError(f"Unsupported outbound method {method}")
+
+
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "shipping_query"]
+
+
+def set_webhook(*, url: str, secret: str, max_connections: int) -> bool:
+    return get_bot().set_webhook(
+        url=url,
+        secret_token=secret,
+        allowed_updates=ALLOWED_UPDATES,
+        max_connections=max_connections,
+    )
+
+
+def delete_webhook(*, drop_pending_updates: bool = False) -> bool:
+    return get_bot().delete_webhook(drop_pending_updates=drop_pending_updates)
+
+
+def set_commands(*, commands: list[tuple[str, str]], language_code: str | None) -> bool:
+    return get_bot().set_my_commands(
+        [types.BotCommand(name, description) for name, description in commands],
+        language_code=language_code,
+    )
+
+
+def get_raw_updates(*, offset: int, timeout: int) -> list[dict[str, Any]]:
+    """getUpdates as raw JSON, so polling stores exactly what a webhook would receive."""
+    get_bot()  # points apihelper at the configured server
+    return apihelper.get_updates(
+        settings.TELEGRAM_BOT_TOKEN,
+        offset=offset,
+        timeout=timeout,
+        allowed_updates=ALLOWED_UPDATES,
+        long_polling_timeout=timeout,
+    )
+
+
+def refund_star_payment(*, user_id: int, telegram_payment_charge_id: str) -> bool:
+    return get_bot().refund_star_payment(user_id, telegram_payment_charge_id)

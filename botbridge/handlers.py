@@ -1,0 +1,400 @@
+"""Turn one Telegram update into service calls. Runs inside the webhook's transaction.
+
+Routing is explicit rather than through TeleBot's handler registry: pyTelegramBotAPI 4.37
+gives `refunded_payment` messages no content type, so a content-type handler never sees them.
+Calls that answer a query (callback, pre-checkout, shipping) are made on commit, so Telegram
+is told only what the database kept, and no lock is held during a network call.
+"""
+
+import logging
+import math
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from telebot import types
+
+from botbridge import bot, outbox
+from botbridge.models import TelegramUpdate
+from botbridge.payload import payload_reference, payload_sign
+from botbridge.texts import status_name, text
+from payments import selectors as payment_selectors
+from payments import services as payment_services
+from shop import money, selectors
+from shop import services as shop_services
+from shop.errors import DomainError
+from shop.models import Customer, Order
+
+logger = logging.getLogger(__name__)
+
+CATALOG_PAGE_SIZE = 5
+SUPPORT_PROMPT_TTL = timedelta(minutes=30)
+
+
+def dispatch(row: TelegramUpdate) -> None:
+    update = types.Update.de_json(row.payload)
+    if update.message is not None:
+        _on_message(update.message, row)
+    elif update.callback_query is not None:
+        _on_callback(update.callback_query, row)
+    elif update.pre_checkout_query is not None:
+        _on_pre_checkout(update.pre_checkout_query)
+    elif update.shipping_query is not None:
+        _on_shipping(update.shipping_query)
+    # Other kinds are stored by the webhook and need nothing more.
+
+
+def update_kind(payload: dict[str, Any]) -> str:
+    kinds = [key for key in payload if key != "update_id"]
+    return kinds[0][:32] if kinds else "empty"
+
+
+def _customer(user: types.User) -> Customer:
+    return shop_services.customer_upsert_from_telegram(
+        telegram_id=user.id,
+        username=user.username or "",
+        first_name=user.first_name or "",
+        last_name=user.last_name or "",
+        language_code=user.language_code or "",
+    )
+
+
+def _say(customer: Customer, key: str, *, markup: dict | None = None, **values) -> None:
+    outbox.message_queue(
+        customer=customer, text=text(customer.language, key, **values), reply_markup=markup
+    )
+
+
+def _price(amount: int, currency: str) -> str:
+    return money.format_amount(amount, currency)
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+def _on_message(message: types.Message, row: TelegramUpdate) -> None:
+    if message.from_user is None or message.chat.type != "private":
+        return
+    customer = _customer(message.from_user)
+    if message.successful_payment is not None:
+        outbox.inbound_record(customer=customer, chat_id=message.chat.id, text="[payment]", update=row)
+        _on_successful_payment(customer, message, row)
+        return
+    if message.refunded_payment is not None:
+        outbox.inbound_record(customer=customer, chat_id=message.chat.id, text="[refund]", update=row)
+        _on_refunded_payment(customer, message, row)
+        return
+    body = (message.text or "").strip()
+    outbox.inbound_record(customer=customer, chat_id=message.chat.id, text=body, update=row)
+    if not body.startswith("/"):
+        _on_plain_text(customer, body)
+        return
+    command, _, argument = body.partition(" ")
+    command = command[1:].split("@", 1)[0].lower()
+    handler = COMMANDS.get(command)
+    if handler is None:
+        _say(customer, "unknown")
+        return
+    handler(customer, argument.strip())
+
+
+def _cmd_start(customer: Customer, argument: str) -> None:
+    # Deep link t.me/<bot>?start=<sku> opens that product.
+    if argument:
+        product = selectors.product_get_for_sale(sku=argument)
+        if product is None:
+            _say(customer, "product_missing")
+            return
+        _show_product(customer, product)
+        return
+    name = customer.first_name or customer.username or "there"
+    _say(customer, "welcome", name=name, shop=settings.PRODUCT_NAME)
+
+
+def _show_product(customer: Customer, product) -> None:
+    lang = customer.language
+    price = _price(product.price, product.currency)
+    markup = bot.keyboard(
+        [[{"text": text(lang, "buy_button", title=product.title, price=price), "callback_data": f"buy:{product.sku}"}]]
+    )
+    _say(
+        customer,
+        "product_card",
+        markup=markup,
+        title=product.title,
+        price=price,
+        description=product.description,
+    )
+
+
+def _cmd_catalog(customer: Customer, argument: str) -> None:
+    try:
+        page = max(1, int(argument or 1))
+    except ValueError:
+        page = 1
+    _send_catalog(customer, page)
+
+
+def _send_catalog(customer: Customer, page: int) -> None:
+    lang = customer.language
+    products = selectors.product_list_for_sale()
+    count = products.count()
+    if not count:
+        _say(customer, "catalog_empty")
+        return
+    pages = math.ceil(count / CATALOG_PAGE_SIZE)
+    page = min(page, pages)
+    chunk = list(products[(page - 1) * CATALOG_PAGE_SIZE : page * CATALOG_PAGE_SIZE])
+    lines = [text(lang, "catalog_header", page=page, pages=pages)]
+    rows = []
+    for product in chunk:
+        price = _price(product.price, product.currency)
+        lines.append(
+            text(lang, "catalog_line", title=product.title, price=price, description=product.description)
+        )
+        rows.append(
+            [{"text": text(lang, "buy_button", title=product.title, price=price), "callback_data": f"buy:{product.sku}"}]
+        )
+    navigation = []
+    if page > 1:
+        navigation.append({"text": text(lang, "prev"), "callback_data": f"catalog:{page - 1}"})
+    if page < pages:
+        navigation.append({"text": text(lang, "next"), "callback_data": f"catalog:{page + 1}"})
+    if navigation:
+        rows.append(navigation)
+    outbox.message_queue(customer=customer, text="\n\n".join(lines), reply_markup=bot.keyboard(rows))
+
+
+def _cmd_orders(customer: Customer, argument: str) -> None:
+    orders = selectors.order_list_for_customer(customer=customer)
+    lang = customer.language
+    if not orders:
+        _say(customer, "orders_empty")
+        return
+    lines = [text(lang, "orders_header")]
+    for order in orders:
+        lines.append(
+            text(
+                lang,
+                "orders_line",
+                reference=order.reference,
+                date=timezone.localtime(order.created_at).strftime("%Y-%m-%d"),
+                total=order.total_display,
+                status=status_name(lang, order.status),
+            )
+        )
+    outbox.message_queue(customer=customer, text="\n".join(lines))
+
+
+def _cmd_balance(customer: Customer, argument: str) -> None:
+    balances = payment_selectors.customer_balances(customer=customer)
+    if not balances:
+        _say(customer, "balance_empty")
+        return
+    lines = [text(customer.language, "balance_header")]
+    lines += [_price(amount, currency) for currency, amount in balances.items()]
+    outbox.message_queue(customer=customer, text="\n".join(lines))
+
+
+def _cmd_terms(customer: Customer, argument: str) -> None:
+    version = settings.SHOP_TERMS_VERSION
+    terms = text(customer.language, "terms", version=version)
+    if customer.has_accepted_terms(version):
+        accepted = timezone.localtime(customer.terms_accepted_at).strftime("%Y-%m-%d")
+        note = text(customer.language, "terms_already", version=version, date=accepted)
+        outbox.message_queue(customer=customer, text=f"{terms}\n\n{note}")
+        return
+    markup = bot.keyboard([[{"text": text(customer.language, "agree_button"), "callback_data": "terms:"}]])
+    outbox.message_queue(customer=customer, text=terms, reply_markup=markup)
+
+
+def _cmd_support(customer: Customer, argument: str) -> None:
+    if argument:
+        _create_support_request(customer, argument)
+        return
+    Customer.objects.filter(pk=customer.pk).update(support_prompted_at=timezone.now())
+    _say(customer, "support_prompt")
+
+
+def _cmd_help(customer: Customer, argument: str) -> None:
+    _say(customer, "help")
+
+
+COMMANDS = {
+    "start": _cmd_start,
+    "catalog": _cmd_catalog,
+    "orders": _cmd_orders,
+    "balance": _cmd_balance,
+    "terms": _cmd_terms,
+    "support": _cmd_support,
+    "help": _cmd_help,
+}
+
+# What `sync_bot_commands` registers with setMyCommands, per language.
+COMMAND_DESCRIPTIONS = {
+    "en": [
+        ("start", "Start"),
+        ("catalog", "Browse and buy"),
+        ("orders", "My orders"),
+        ("balance", "My balance"),
+        ("terms", "Terms of sale"),
+        ("support", "Ask support"),
+        ("help", "What I can do"),
+    ],
+    "ru": [
+        ("start", "Начать"),
+        ("catalog", "Каталог и покупки"),
+        ("orders", "Мои заказы"),
+        ("balance", "Мой баланс"),
+        ("terms", "Условия продажи"),
+        ("support", "Написать в поддержку"),
+        ("help", "Что я умею"),
+    ],
+}
+
+
+def _on_plain_text(customer: Customer, body: str) -> None:
+    prompted = customer.support_prompted_at
+    if body and prompted and timezone.now() - prompted < SUPPORT_PROMPT_TTL:
+        _create_support_request(customer, body)
+        return
+    _say(customer, "unknown")
+
+
+def _create_support_request(customer: Customer, body: str) -> None:
+    request = shop_services.support_request_create(customer=customer, text=body)
+    _say(customer, "support_received", number=request.pk)
+
+
+# --- buttons ----------------------------------------------------------------------------
+
+
+def _on_callback(query: types.CallbackQuery, row: TelegramUpdate) -> None:
+    customer = _customer(query.from_user)
+    data = query.data or ""
+    outbox.inbound_record(
+        customer=customer, chat_id=query.from_user.id, text=f"[button] {data}", update=row
+    )
+    action, _, argument = data.partition(":")
+    if action == "catalog":
+        try:
+            page = int(argument)
+        except ValueError:
+            page = 1
+        _send_catalog(customer, page)
+    elif action == "buy":
+        _buy(customer, argument)
+    elif action == "terms":
+        customer = shop_services.customer_accept_terms(
+            customer=customer, version=settings.SHOP_TERMS_VERSION
+        )
+        _say(customer, "terms_accepted", version=settings.SHOP_TERMS_VERSION)
+        if argument:
+            _buy(customer, argument)
+    # Stops the button's spinner in the customer's app.
+    transaction.on_commit(lambda: bot.get_bot().answer_callback_query(query.id), robust=True)
+
+
+def _buy(customer: Customer, sku: str) -> None:
+    product = selectors.product_get_for_sale(sku=sku)
+    if product is None:
+        _say(customer, "product_missing")
+        return
+    if customer.is_blocked:
+        _say(customer, "blocked")
+        return
+    version = settings.SHOP_TERMS_VERSION
+    if not customer.has_accepted_terms(version):
+        terms = text(customer.language, "terms", version=version)
+        prompt = text(customer.language, "terms_prompt")
+        markup = bot.keyboard(
+            [[{"text": text(customer.language, "agree_button"), "callback_data": f"terms:{sku}"}]]
+        )
+        outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
+        return
+    try:
+        order = shop_services.order_create(customer=customer, product=product)
+    except DomainError as error:
+        _say(customer, f"err_{error.code}" if error.code in ("inactive", "out_of_stock") else "product_missing")
+        return
+    shop_services.order_transition(
+        order=order, to_status=Order.Status.INVOICED, source="customer", message="Invoice sent"
+    )
+    outbox.invoice_queue(order=order, payload=payload_sign(order.reference))
+
+
+# --- payments ---------------------------------------------------------------------------
+
+
+def _order_from_payload(payload: str | None) -> Order | None:
+    reference = payload_reference(payload)
+    return selectors.order_get_by_reference(reference=reference) if reference else None
+
+
+def _on_pre_checkout(query: types.PreCheckoutQuery) -> None:
+    customer = _customer(query.from_user)
+    order = _order_from_payload(query.invoice_payload)
+    if order is None:
+        refusal = "invoice_invalid"
+    else:
+        refusal = shop_services.order_checkout(
+            order=order,
+            telegram_id=query.from_user.id,
+            currency=query.currency,
+            total_amount=query.total_amount,
+        )
+    error_message = text(customer.language, f"err_{refusal}") if refusal else None
+
+    def answer() -> None:
+        bot.get_bot().answer_pre_checkout_query(
+            query.id, ok=refusal is None, error_message=error_message
+        )
+
+    # Telegram cancels the checkout 10 s after asking: answer inside this request.
+    transaction.on_commit(answer, robust=True)
+
+
+def _on_shipping(query: types.ShippingQuery) -> None:
+    customer = _customer(query.from_user)
+    order = _order_from_payload(query.invoice_payload)
+    label = text(customer.language, "shipping_standard")
+
+    def answer() -> None:
+        if order is None:
+            bot.get_bot().answer_shipping_query(
+                query.id, ok=False, error_message=text(customer.language, "err_invoice_invalid")
+            )
+            return
+        option = types.ShippingOption("standard", label).add_price(types.LabeledPrice(label, 0))
+        bot.get_bot().answer_shipping_query(query.id, ok=True, shipping_options=[option])
+
+    transaction.on_commit(answer, robust=True)
+
+
+def _on_successful_payment(customer: Customer, message: types.Message, row: TelegramUpdate) -> None:
+    paid = message.successful_payment
+    raw = (row.payload.get("message") or {}).get("successful_payment", {})
+    address = raw.get("order_info", {}).get("shipping_address")
+    payment_services.payment_record(
+        customer=customer,
+        order=_order_from_payload(paid.invoice_payload),
+        telegram_payment_charge_id=paid.telegram_payment_charge_id,
+        provider_payment_charge_id=paid.provider_payment_charge_id or "",
+        amount=paid.total_amount,
+        currency=paid.currency,
+        raw=raw,
+        shipping_address=address,
+    )
+
+
+def _on_refunded_payment(customer: Customer, message: types.Message, row: TelegramUpdate) -> None:
+    refunded = message.refunded_payment
+    raw = (row.payload.get("message") or {}).get("refunded_payment", {})
+    payment_services.refund_record_external(
+        telegram_payment_charge_id=refunded.telegram_payment_charge_id,
+        amount=refunded.total_amount,
+        currency=refunded.currency,
+        raw=raw,
+    )

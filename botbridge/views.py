@@ -1,0 +1,48 @@
+import hmac
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from botbridge import services
+
+
+def _answer(status: int, description: str = "") -> JsonResponse:
+    body = {"ok": status == 200}
+    if description:
+        body["description"] = description
+    return JsonResponse(body, status=status)
+
+
+@csrf_exempt
+@require_POST
+def telegram_webhook(request: HttpRequest) -> JsonResponse:
+    """Telegram's webhook: verify, store raw under update_id, act once, answer."""
+    expected = settings.TELEGRAM_WEBHOOK_SECRET.encode()
+    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode()
+    if not expected or not hmac.compare_digest(given, expected):
+        return _answer(403, "Forbidden")
+    limit = settings.TELEGRAM_WEBHOOK_MAX_BODY
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return _answer(400, "Bad Content-Length")
+    if declared > limit:
+        return _answer(413, "Update too large")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _answer(413, "Update too large")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return _answer(400, "Body is not JSON")
+    update_id = payload.get("update_id") if isinstance(payload, dict) else None
+    if type(update_id) is not int or not 0 <= update_id < 2**63:
+        return _answer(400, "Body is not a Telegram Update")
+    try:
+        services.update_receive(payload=payload)
+    except services.TRANSIENT_ERRORS:
+        return _answer(503, "Temporarily unavailable, deliver again")
+    return _answer(200)

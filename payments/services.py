@@ -1,0 +1,410 @@
+"""Write paths for payments, crediting, refunds, disputes and the ledger."""
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from botbridge import outbox
+from payments.models import Dispute, LedgerEntry, Payment, Refund
+from shop import money
+from shop.errors import DomainError
+from shop.models import Customer, DigitalItem, Order, OrderEvent, Product
+from shop.services import (
+    order_event_add,
+    order_flag_for_review,
+    order_reserve_stock,
+    order_transition,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class LedgerConflict(DomainError):
+    code = "ledger_conflict"
+
+
+def ledger_post(
+    *,
+    customer: Customer,
+    kind: str,
+    amount: int,
+    currency: str,
+    idempotency_key: str,
+    order: Order | None = None,
+    payment: Payment | None = None,
+    refund=None,
+    dispute=None,
+    memo: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[LedgerEntry, bool]:
+    """Append one ledger entry, once per idempotency key: (entry, created).
+
+    A second post with the same key returns the first entry; with the same key but other
+    figures it raises LedgerConflict, since that is a bug, not a retry.
+    """
+    if amount == 0:
+        raise DomainError("A ledger entry moves a non-zero amount.", code="zero_amount")
+    money.exponent(currency)
+    try:
+        # The savepoint keeps an enclosing transaction usable after a duplicate key.
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                customer=customer,
+                kind=kind,
+                amount=amount,
+                currency=currency,
+                idempotency_key=idempotency_key,
+                order=order,
+                payment=payment,
+                refund=refund,
+                dispute=dispute,
+                memo=memo[:255],
+                created_by=created_by,
+            )
+        return entry, True
+    except IntegrityError:
+        entry = LedgerEntry.objects.filter(idempotency_key=idempotency_key).first()
+        if entry is None:
+            raise
+    if (entry.customer_id, entry.kind, entry.amount, entry.currency) != (
+        customer.pk,
+        kind,
+        amount,
+        currency,
+    ):
+        raise LedgerConflict(f"Ledger key {idempotency_key} was already posted with other figures.")
+    return entry, False
+
+
+def _review_reason(
+    *, order: Order | None, customer: Customer, amount: int, currency: str
+) -> str:
+    if order is None or order.customer_id != customer.pk:
+        return Payment.Review.UNMATCHED
+    if order.is_paid or order.payments.filter(review_reason="").exists():
+        return Payment.Review.OVERPAYMENT
+    if (amount, currency) != (order.total_amount, order.currency):
+        return Payment.Review.AMOUNT_MISMATCH
+    if not order.is_awaiting_payment:
+        return Payment.Review.ORDER_CLOSED
+    return Payment.Review.NONE
+
+
+def payment_record(
+    *,
+    customer: Customer,
+    order: Order | None,
+    telegram_payment_charge_id: str,
+    provider_payment_charge_id: str,
+    amount: int,
+    currency: str,
+    raw: dict[str, Any],
+    shipping_address: dict[str, Any] | None = None,
+) -> tuple[Payment, bool]:
+    """Record money Telegram reports as paid, once per charge id: (payment, created).
+
+    A payment that matches its order moves it to paid and hands crediting to the worker.
+    Anything else (no such order, another amount, a second payment) is kept and flagged
+    for staff, and nothing is credited.
+    """
+    existing = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            if order is not None:
+                # Serialises two different payments for the same order.
+                order = Order.objects.select_for_update().get(pk=order.pk)
+            review = _review_reason(order=order, customer=customer, amount=amount, currency=currency)
+            payment = Payment.objects.create(
+                order=order,
+                customer=customer,
+                telegram_payment_charge_id=telegram_payment_charge_id,
+                provider_payment_charge_id=provider_payment_charge_id or "",
+                provider=Payment.Provider.STARS if currency == money.STARS else Payment.Provider.APAY,
+                amount=amount,
+                currency=currency,
+                review_reason=review,
+                paid_at=timezone.now(),
+                raw=raw,
+            )
+            if order is not None:
+                _apply_payment_to_order(payment=payment, order=order, shipping_address=shipping_address)
+    except IntegrityError:
+        # The same charge delivered twice at once: the other delivery recorded it.
+        existing = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
+        if existing is None:
+            raise
+        return existing, False
+    return payment, True
+
+
+def _apply_payment_to_order(
+    *, payment: Payment, order: Order, shipping_address: dict[str, Any] | None
+) -> None:
+    shown = money.format_amount(payment.amount, payment.currency)
+    data = {"payment_id": payment.pk, "charge_id": payment.telegram_payment_charge_id}
+    order_event_add(order=order, kind=OrderEvent.Kind.PAYMENT, message=f"Paid {shown}", data=data)
+    if payment.review_reason:
+        order_flag_for_review(
+            order=order, reason=f"Payment {shown}: {payment.get_review_reason_display()}", data=data
+        )
+        return
+    if shipping_address:
+        Order.objects.filter(pk=order.pk).update(shipping_address=shipping_address)
+    if not order.stock_reserved and not order_reserve_stock(order=order):
+        order_flag_for_review(order=order, reason="Paid, but the stock ran out before payment")
+    order_transition(order=order, to_status=Order.Status.PAID, source="customer")
+    from payments import tasks  # tasks import this module
+
+    transaction.on_commit(lambda: tasks.payment_credit.delay(payment.pk))
+
+
+def payment_credit(*, payment_id: int) -> bool:
+    """Credit a recorded payment exactly once: ledger, delivery, status, receipt.
+
+    Guarded by a row lock and `credited_at`, and every ledger entry by its idempotency key,
+    so a redelivered task, two workers or a worker killed half-way never credit twice.
+    """
+    with transaction.atomic():
+        payment = (
+            Payment.objects.select_for_update()
+            .select_related("order", "customer")
+            .filter(pk=payment_id)
+            .first()
+        )
+        if payment is None or payment.credited_at or payment.review_reason or not payment.order:
+            return False
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        if order.status != Order.Status.PAID:
+            return False
+        customer = payment.customer
+        ledger_post(
+            customer=customer,
+            kind=LedgerEntry.Kind.CREDIT,
+            amount=payment.amount,
+            currency=payment.currency,
+            idempotency_key=f"payment:{payment.pk}:credit",
+            order=order,
+            payment=payment,
+            memo=f"Payment for order {order.reference}",
+        )
+        delivered: list[str] = []
+        needs_shipping = False
+        for item in order.items.select_related("product"):
+            if item.kind == Product.Kind.TOPUP:
+                continue
+            if item.kind == Product.Kind.PHYSICAL:
+                needs_shipping = True
+            else:
+                codes = _deliver_digital(item=item)
+                if codes is None:
+                    # The payment stays on the customer's balance until staff deliver or refund.
+                    order_flag_for_review(order=order, reason=f"No {item.sku} items left to deliver")
+                    Payment.objects.filter(pk=payment.pk).update(credited_at=timezone.now())
+                    return True
+                delivered.extend(codes)
+            ledger_post(
+                customer=customer,
+                kind=LedgerEntry.Kind.PURCHASE,
+                amount=-item.line_total,
+                currency=item.currency,
+                idempotency_key=f"payment:{payment.pk}:purchase:{item.pk}",
+                order=order,
+                payment=payment,
+                memo=f"{item.quantity} × {item.title}",
+            )
+        next_status = Order.Status.AWAITING_SHIPMENT if needs_shipping else Order.Status.FULFILLED
+        order_transition(
+            order=order,
+            to_status=next_status,
+            message="Awaiting shipment" if needs_shipping else "Fulfilled",
+            data={"delivered_items": len(delivered)},
+        )
+        Payment.objects.filter(pk=payment.pk).update(credited_at=timezone.now())
+        outbox.receipt_queue(payment=payment, order=order, delivered=delivered)
+    return True
+
+
+def _deliver_digital(*, item) -> list[str] | None:
+    """Hand out one stored item per unit, each to one order only; None when too few are left."""
+    already = list(DigitalItem.objects.filter(order_item=item).values_list("content", flat=True))
+    if already:
+        return already
+    # skip_locked: two workers delivering at once take different items instead of waiting.
+    available = list(
+        DigitalItem.objects.select_for_update(skip_locked=True)
+        .filter(product_id=item.product_id, order_item__isnull=True)
+        .order_by("pk")[: item.quantity]
+    )
+    if len(available) < item.quantity:
+        return None
+    DigitalItem.objects.filter(pk__in=[unit.pk for unit in available]).update(
+        order_item=item, delivered_at=timezone.now()
+    )
+    return [unit.content for unit in available]
+
+
+def _refund_target_status(payment: Payment) -> str:
+    completed = payment.refunds.filter(status=Refund.Status.COMPLETED).aggregate(
+        total=Sum("amount")
+    )["total"] or 0
+    return Order.Status.REFUNDED if completed >= payment.amount else Order.Status.PARTIALLY_REFUNDED
+
+
+def refund_request(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    note: str = "",
+    author: AbstractBaseUser | None = None,
+    source: str = Refund.Source.STAFF,
+    external_reference: str = "",
+) -> Refund:
+    """Record a refund to make, reserving its amount against the payment.
+
+    The reservation is an UPDATE checked by the database (`refunded_amount <= amount`), so two
+    staff members refunding at once can never return more than was paid.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if amount <= 0:
+            raise DomainError("A refund must be a positive amount.", code="bad_amount")
+        if amount > payment.refundable_amount:
+            raise DomainError(
+                f"At most {money.format_amount(payment.refundable_amount, payment.currency)} "
+                "can still be refunded on this payment.",
+                code="above_refundable",
+            )
+        if payment.currency == money.STARS and amount != payment.amount:
+            raise DomainError("Telegram Stars payments are refunded whole.", code="stars_partial")
+        if payment.disputes.filter(status__in=Dispute.OPEN_STATUSES).exists():
+            raise DomainError("This payment has an open dispute.", code="disputed")
+        Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + amount)
+        refund = Refund.objects.create(
+            payment=payment,
+            order=payment.order,
+            amount=amount,
+            currency=payment.currency,
+            reason=reason,
+            note=note,
+            author=author,
+            source=source,
+            external_reference=external_reference,
+        )
+        if payment.order_id:
+            order_event_add(
+                order=payment.order,
+                kind=OrderEvent.Kind.REFUND,
+                message=f"Refund of {money.format_amount(amount, payment.currency)} recorded",
+                actor=author,
+                data={"refund_id": refund.pk, "reason": reason},
+            )
+    return refund
+
+
+def refund_complete(
+    *, refund: Refund, external_reference: str = "", actor: AbstractBaseUser | None = None
+) -> Refund:
+    """The money went back: reversing ledger entries, order status, audit row."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
+        if refund.status != Refund.Status.PENDING:
+            raise DomainError(f"Refund #{refund.pk} is {refund.status}, not pending.", code="not_pending")
+        payment = refund.payment
+        refund.status = Refund.Status.COMPLETED
+        refund.completed_at = timezone.now()
+        if external_reference:
+            refund.external_reference = external_reference
+        refund.error = ""
+        refund.save(update_fields=["status", "completed_at", "external_reference", "error"])
+        ledger_post(
+            customer=payment.customer,
+            kind=LedgerEntry.Kind.REFUND,
+            amount=-refund.amount,
+            currency=refund.currency,
+            idempotency_key=f"refund:{refund.pk}:refund",
+            order=refund.order,
+            payment=payment,
+            refund=refund,
+            memo=f"Refund #{refund.pk}",
+            created_by=actor,
+        )
+        purchased = -(
+            payment.ledger_entries.filter(kind=LedgerEntry.Kind.PURCHASE).aggregate(t=Sum("amount"))["t"]
+            or 0
+        )
+        reversed_already = (
+            payment.ledger_entries.filter(kind=LedgerEntry.Kind.ADJUSTMENT, refund__isnull=False)
+            .aggregate(t=Sum("amount"))["t"]
+            or 0
+        )
+        reversal = min(refund.amount, purchased - reversed_already)
+        if reversal > 0:
+            # The goods were paid for out of the credit; give that part back before refunding.
+            ledger_post(
+                customer=payment.customer,
+                kind=LedgerEntry.Kind.ADJUSTMENT,
+                amount=reversal,
+                currency=refund.currency,
+                idempotency_key=f"refund:{refund.pk}:purchase-reversal",
+                order=refund.order,
+                payment=payment,
+                refund=refund,
+                memo=f"Purchase reversed by refund #{refund.pk}",
+                created_by=actor,
+            )
+        order = refund.order
+        if order is not None:
+            target = _refund_target_status(payment)
+            if Order.objects.get(pk=order.pk).can_transition_to(target):
+                order_transition(
+                    order=order,
+                    to_status=target,
+                    actor=actor,
+                    message=f"Refund #{refund.pk} completed",
+                    data={"refund_id": refund.pk},
+                )
+            else:
+                order_event_add(
+                    order=order,
+                    kind=OrderEvent.Kind.REFUND,
+                    actor=actor,
+                    message=f"Refund #{refund.pk} completed",
+                    data={"refund_id": refund.pk},
+                )
+    return refund
+
+
+def refund_record_external(
+    *, telegram_payment_charge_id: str, amount: int, currency: str, raw: dict[str, Any]
+) -> Refund | None:
+    """A Stars refund made outside the back office (Telegram's refunded_payment): record it once."""
+    payment = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
+    if payment is None:
+        logger.warning("refunded_payment for unknown charge %s", telegram_payment_charge_id)
+        return None
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        existing = payment.refunds.filter(source=Refund.Source.TELEGRAM).first()
+        if existing:
+            return existing
+        pending = payment.refunds.filter(status=Refund.Status.PENDING).first()
+        if pending:
+            # Our own Stars refund, whose answer Telegram reported here too.
+            return refund_complete(refund=pending, external_reference=telegram_payment_charge_id)
+        refund = refund_request(
+            payment=payment,
+            amount=min(amount, payment.refundable_amount) or amount,
+            reason=Refund.Reason.OTHER,
+            note="Refunded outside the back office (reported by Telegram).",
+            source=Refund.Source.TELEGRAM,
+            external_reference=telegram_payment_charge_id,
+        )
+        Refund.objects.filter(pk=refund.pk).update(note=refund.note + f"\n{raw}")
+        return refund_complete(refund=refund)

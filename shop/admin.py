@@ -1,0 +1,220 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+
+from botbridge.models import Message
+from payments.models import Dispute, LedgerEntry, Payment, Refund
+from shop import money
+from shop import services as shop_services
+from shop.errors import DomainError, IllegalTransition
+from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product, SupportRequest
+from shop.pagination import EstimatedCountPaginator
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class DigitalItemInline(admin.TabularInline):
+    model = DigitalItem
+    extra = 1
+    fields = ["content", "order_item", "delivered_at"]
+    readonly_fields = ["order_item", "delivered_at"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["title", "sku", "kind", "price_display", "stock_display", "is_active"]
+    list_filter = ["kind", "currency", "is_active"]
+    search_fields = ["sku", "title", "description"]
+    list_editable = ["is_active"]
+    inlines = [DigitalItemInline]
+    fieldsets = [
+        (None, {"fields": ["sku", "title", "description", "kind", "is_active"]}),
+        ("Price", {"fields": ["price", "currency"], "description": "Price in minor units (cents): 1250 USD is 12.50 USD; Stars (XTR) and JPY have no minor unit."}),
+        ("Catalog", {"fields": ["photo_url", "stock"]}),
+    ]
+
+    @admin.display(description="Price", ordering="price")
+    def price_display(self, obj: Product) -> str:
+        return money.format_amount(obj.price, obj.currency)
+
+    @admin.display(description="Stock", ordering="stock")
+    def stock_display(self, obj: Product) -> str:
+        return "unlimited" if obj.stock is None else str(obj.stock)
+
+
+class CustomerOrderInline(ReadOnlyInline):
+    model = Order
+    fields = ["reference", "status", "total_display", "created_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+    max_num = 0
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "telegram_id", "full_name", "language_code", "terms_version", "is_blocked", "is_flagged", "created_at"]
+    list_filter = ["is_blocked", "is_flagged", "has_blocked_bot", "language_code"]
+    search_fields = ["=telegram_id", "username", "first_name", "last_name"]
+    readonly_fields = ["telegram_id", "username", "first_name", "last_name", "language_code", "terms_version", "terms_accepted_at", "has_blocked_bot", "created_at", "updated_at", "support_prompted_at"]
+    fields = readonly_fields[:7] + ["is_blocked", "is_flagged", "flag_reason", "has_blocked_bot", "created_at"]
+    actions = ["block", "unblock"]
+    inlines = [CustomerOrderInline]
+
+    def has_add_permission(self, request):
+        return False  # customers come from Telegram
+
+    @admin.action(description="Block selected customers (they cannot pay)", permissions=["change"])
+    def block(self, request, queryset: QuerySet[Customer]):
+        for customer in queryset:
+            shop_services.customer_set_blocked(customer=customer, is_blocked=True, actor=request.user)
+        self.message_user(request, f"Blocked {queryset.count()} customer(s).", messages.SUCCESS)
+
+    @admin.action(description="Unblock selected customers", permissions=["change"])
+    def unblock(self, request, queryset: QuerySet[Customer]):
+        for customer in queryset:
+            shop_services.customer_set_blocked(customer=customer, is_blocked=False, actor=request.user)
+        self.message_user(request, f"Unblocked {queryset.count()} customer(s).", messages.SUCCESS)
+
+
+class OrderItemInline(ReadOnlyInline):
+    model = OrderItem
+    fields = ["sku", "title", "kind", "unit_price", "quantity", "currency"]
+    readonly_fields = fields
+    show_change_link = False
+
+
+class PaymentInline(ReadOnlyInline):
+    model = Payment
+    fields = ["telegram_payment_charge_id", "provider_payment_charge_id", "provider", "amount", "currency", "refunded_amount", "review_reason", "paid_at"]
+    readonly_fields = fields
+
+
+class RefundInline(ReadOnlyInline):
+    model = Refund
+    fields = ["amount", "currency", "reason", "status", "author", "external_reference", "created_at"]
+    readonly_fields = fields
+
+
+class DisputeInline(ReadOnlyInline):
+    model = Dispute
+    fields = ["reason", "amount", "status", "evidence_due_by", "assignee"]
+    readonly_fields = fields
+
+
+class OrderEventInline(ReadOnlyInline):
+    model = OrderEvent
+    fields = ["created_at", "kind", "message", "from_status", "to_status", "actor", "source"]
+    readonly_fields = fields
+    show_change_link = False
+    ordering = ["created_at", "id"]
+
+
+class MessageInline(ReadOnlyInline):
+    model = Message
+    fields = ["created_at", "direction", "text", "status"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "Messages about this order"
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = ["reference", "customer", "status", "total_display", "needs_review", "created_at", "paid_at"]
+    list_filter = ["status", "needs_review", "currency", "created_at"]
+    search_fields = ["=reference", "=customer__telegram_id", "customer__username", "=payments__telegram_payment_charge_id", "=payments__provider_payment_charge_id"]
+    list_select_related = ["customer"]
+    raw_id_fields = ["customer"]
+    readonly_fields = ["reference", "customer", "status", "currency", "total_amount", "stock_reserved", "shipping_address", "status_before_dispute", "review_reason", "created_at", "updated_at", "invoiced_at", "paid_at", "fulfilled_at"]
+    fields = readonly_fields[:3] + ["needs_review"] + readonly_fields[3:]
+    inlines = [OrderItemInline, PaymentInline, RefundInline, DisputeInline, OrderEventInline, MessageInline]
+    # A million orders: no second COUNT(*) for "N total", and an estimated page count.
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    date_hierarchy = None
+    actions = ["mark_shipped"]
+
+    def has_add_permission(self, request):
+        return False  # orders come from the bot
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # orders are records of money; they are cancelled, never deleted
+
+    @admin.display(description="Total", ordering="total_amount")
+    def total_display(self, obj: Order) -> str:
+        return obj.total_display
+
+    @admin.action(description="Mark selected orders shipped (fulfilled)", permissions=["change"])
+    def mark_shipped(self, request, queryset: QuerySet[Order]):
+        done, refused = 0, []
+        for order in queryset:
+            try:
+                shop_services.order_transition(order=order, to_status=Order.Status.FULFILLED, actor=request.user, message="Shipped")
+                done += 1
+            except IllegalTransition as error:
+                refused.append(error.message)
+        if done:
+            self.message_user(request, f"Marked {done} order(s) shipped.", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, reason, messages.ERROR)
+
+
+@admin.register(OrderEvent)
+class OrderEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "order", "kind", "message", "actor", "source"]
+    list_filter = ["kind", "source"]
+    search_fields = ["=order__reference", "message"]
+    list_select_related = ["order", "actor"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SupportRequest)
+class SupportRequestAdmin(admin.ModelAdmin):
+    list_display = ["pk", "customer", "status", "short_text", "created_at", "answered_at"]
+    list_filter = ["status"]
+    search_fields = ["text", "=customer__telegram_id", "customer__username"]
+    list_select_related = ["customer"]
+    readonly_fields = ["customer", "text", "status", "answered_by", "answered_at", "created_at"]
+    fields = ["customer", "created_at", "text", "status", "answer", "answered_by", "answered_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != SupportRequest.Status.OPEN:
+            return [*self.readonly_fields, "answer"]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        # The answer goes to the customer in Telegram; the service sends it and records it.
+        if "answer" in form.changed_data:
+            try:
+                shop_services.support_request_answer(
+                    support_request=obj, answer=form.cleaned_data["answer"], actor=request.user
+                )
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(request, "Answer sent to the customer in Telegram.", messages.SUCCESS)
+
+    @admin.display(description="Question")
+    def short_text(self, obj: SupportRequest) -> str:
+        return obj.text[:80]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,329 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinLengthValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from shop import money
+
+
+class Product(models.Model):
+    class Kind(models.TextChoices):
+        TOPUP = "topup", "Top-up (credits the balance)"
+        DIGITAL = "digital", "Digital item"
+        PHYSICAL = "physical", "Physical goods"
+
+    sku = models.SlugField("SKU", max_length=32, unique=True)
+    # Telegram's invoice limits: title 1-32 characters, description 1-255.
+    title = models.CharField(max_length=32, validators=[MinLengthValidator(1)])
+    description = models.CharField(max_length=255, validators=[MinLengthValidator(1)])
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    price = models.PositiveBigIntegerField(help_text="In minor units of the currency (cents).")
+    currency = models.CharField(max_length=3, choices=money.currency_choices)
+    photo_url = models.URLField(blank=True)
+    stock = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Units left to sell; empty means unlimited."
+    )
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gt=0), name="shop_product_price_positive"),
+            models.CheckConstraint(
+                condition=~Q(kind="physical", currency="XTR"),
+                name="shop_product_no_physical_stars",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.sku})"
+
+    def clean(self) -> None:
+        errors = {}
+        if self.currency and not money.is_known_currency(self.currency):
+            errors["currency"] = f"Telegram does not accept the currency {self.currency}."
+        elif self.currency and self.price:
+            limits = money.amount_limits(self.currency)
+            if limits and not limits[0] <= self.price <= limits[1]:
+                low, high = (money.format_amount(x, self.currency) for x in limits)
+                errors["price"] = f"Telegram accepts {self.currency} invoices from {low} to {high}."
+        if self.kind == self.Kind.PHYSICAL and self.currency == money.STARS:
+            errors["currency"] = "Telegram Stars pay for digital goods and services only."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_in_stock(self) -> bool:
+        return self.stock is None or self.stock > 0
+
+
+class DigitalItem(models.Model):
+    """One deliverable unit of a digital product (a code, a key, a link); handed out once."""
+
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="digital_items")
+    content = models.TextField()
+    order_item = models.ForeignKey(
+        "shop.OrderItem",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="digital_items",
+    )
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["product"],
+                condition=Q(order_item__isnull=True),
+                name="shop_digitalitem_available",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} item #{self.pk}"
+
+
+class Customer(models.Model):
+    telegram_id = models.BigIntegerField("Telegram user id", unique=True)
+    username = models.CharField(max_length=64, blank=True)
+    first_name = models.CharField(max_length=128, blank=True)
+    last_name = models.CharField(max_length=128, blank=True)
+    language_code = models.CharField(max_length=16, blank=True)
+    terms_version = models.CharField(max_length=32, blank=True)
+    terms_accepted_at = models.DateTimeField(null=True, blank=True)
+    is_blocked = models.BooleanField(
+        "blocked", default=False, help_text="A blocked customer cannot pay."
+    )
+    is_flagged = models.BooleanField(
+        "flagged", default=False, help_text="Marked for staff attention (e.g. a chargeback)."
+    )
+    flag_reason = models.CharField(max_length=255, blank=True)
+    has_blocked_bot = models.BooleanField(
+        default=False, help_text="Telegram answered 403: the user blocked the bot."
+    )
+    # Set by a bare /support: the customer's next message becomes their request.
+    support_prompted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["username"], name="shop_customer_username")]
+
+    def __str__(self) -> str:
+        return f"@{self.username}" if self.username else f"{self.full_name or self.telegram_id}"
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    @property
+    def language(self) -> str:
+        """The bot speaks Russian to Russian-language users and English to everyone else."""
+        return "ru" if (self.language_code or "").lower().startswith("ru") else "en"
+
+    def has_accepted_terms(self, version: str) -> bool:
+        return self.terms_accepted_at is not None and self.terms_version == version
+
+
+class OrderQuerySet(models.QuerySet):
+    def paid(self):
+        return self.filter(paid_at__isnull=False)
+
+    def awaiting_payment(self):
+        return self.filter(status__in=[Order.Status.CREATED, Order.Status.INVOICED])
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "created"
+        INVOICED = "invoiced"
+        PAID = "paid"
+        AWAITING_SHIPMENT = "awaiting_shipment"
+        FULFILLED = "fulfilled"
+        CANCELLED = "cancelled"
+        EXPIRED = "expired"
+        REFUNDED = "refunded"
+        PARTIALLY_REFUNDED = "partially_refunded"
+        DISPUTED = "disputed"
+        CHARGED_BACK = "charged_back"
+
+    reference = models.CharField(max_length=16, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.CREATED)
+    currency = models.CharField(max_length=3)
+    total_amount = models.PositiveBigIntegerField(help_text="In minor units.")
+    stock_reserved = models.BooleanField(default=False)
+    shipping_address = models.JSONField(null=True, blank=True)
+    status_before_dispute = models.CharField(max_length=24, blank=True)
+    needs_review = models.BooleanField(
+        default=False, help_text="Something about this order needs a person to look at it."
+    )
+    review_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    invoiced_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    fulfilled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_amount__gt=0), name="shop_order_total_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="shop_order_status_created"),
+            models.Index(fields=["customer", "-created_at"], name="shop_order_customer_recent"),
+            models.Index(fields=["-created_at", "-id"], name="shop_order_recent"),
+            models.Index(fields=["paid_at"], name="shop_order_paid_at"),
+        ]
+
+    # Which status may follow which. Terminal statuses have no way out.
+    TRANSITIONS: dict[str, frozenset[str]] = {
+        Status.CREATED: frozenset({Status.INVOICED, Status.CANCELLED, Status.EXPIRED}),
+        Status.INVOICED: frozenset({Status.PAID, Status.CANCELLED, Status.EXPIRED}),
+        Status.PAID: frozenset(
+            {
+                Status.AWAITING_SHIPMENT,
+                Status.FULFILLED,
+                Status.REFUNDED,
+                Status.PARTIALLY_REFUNDED,
+                Status.DISPUTED,
+            }
+        ),
+        Status.AWAITING_SHIPMENT: frozenset(
+            {Status.FULFILLED, Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}
+        ),
+        Status.FULFILLED: frozenset(
+            {Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}
+        ),
+        Status.PARTIALLY_REFUNDED: frozenset(
+            {Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.DISPUTED}
+        ),
+        # A dispute ends by going back where the order was, or by a refund or chargeback.
+        Status.DISPUTED: frozenset(
+            {
+                Status.PAID,
+                Status.AWAITING_SHIPMENT,
+                Status.FULFILLED,
+                Status.PARTIALLY_REFUNDED,
+                Status.REFUNDED,
+                Status.CHARGED_BACK,
+            }
+        ),
+        Status.CANCELLED: frozenset(),
+        Status.EXPIRED: frozenset(),
+        Status.REFUNDED: frozenset(),
+        Status.CHARGED_BACK: frozenset(),
+    }
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.status]
+
+    @property
+    def is_awaiting_payment(self) -> bool:
+        return self.status in (self.Status.CREATED, self.Status.INVOICED)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.paid_at is not None
+
+    @property
+    def total_display(self) -> str:
+        return money.format_amount(self.total_amount, self.currency)
+
+
+class OrderItem(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="items")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="order_items")
+    # Snapshot of the product when ordered: later catalog edits do not change old orders.
+    sku = models.CharField(max_length=32)
+    title = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, choices=Product.Kind.choices)
+    unit_price = models.PositiveBigIntegerField()
+    quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="shop_orderitem_quantity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.title}"
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+class OrderEvent(models.Model):
+    """Append-only audit of every transition and staff action on an order."""
+
+    class Kind(models.TextChoices):
+        STATUS = "status", "Status change"
+        PAYMENT = "payment", "Payment"
+        REFUND = "refund", "Refund"
+        DISPUTE = "dispute", "Dispute"
+        FULFILMENT = "fulfilment", "Fulfilment"
+        NOTE = "note", "Note"
+        REVIEW = "review", "Needs review"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    from_status = models.CharField(max_length=24, blank=True)
+    to_status = models.CharField(max_length=24, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The staff member; empty for the customer or the system.",
+    )
+    source = models.CharField(max_length=16, default="system", help_text="staff, customer, system")
+    message = models.CharField(max_length=255)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.message}"
+
+
+class SupportRequest(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open"
+        ANSWERED = "answered"
+        CLOSED = "closed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="support_requests")
+    text = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    answer = models.TextField(blank=True)
+    answered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="shop_support_queue")]
+
+    def __str__(self) -> str:
+        return f"Support #{self.pk} from {self.customer}"

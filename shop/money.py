@@ -1,0 +1,64 @@
+"""Money is an integer in minor units plus a currency code; this module knows the exponents.
+
+The table is Telegram's own (`shop/data/currencies.json`, copied from core.telegram.org's
+currencies.json). Telegram Stars (`XTR`) is not in it: Stars are whole units.
+"""
+
+import json
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+STARS = "XTR"
+_TABLE_PATH = Path(__file__).resolve().parent / "data" / "currencies.json"
+
+
+class UnknownCurrency(ValueError):
+    pass
+
+
+@cache
+def _table() -> dict[str, dict]:
+    with _TABLE_PATH.open(encoding="utf-8") as handle:
+        table = json.load(handle)
+    table[STARS] = {"code": STARS, "title": "Telegram Stars", "symbol": "⭐", "exp": 0}
+    return table
+
+
+def currency_codes() -> list[str]:
+    return sorted(_table())
+
+
+def currency_choices() -> list[tuple[str, str]]:
+    return [(code, f"{code} — {_table()[code]['title']}") for code in currency_codes()]
+
+
+def is_known_currency(code: str) -> bool:
+    return code in _table()
+
+
+def exponent(code: str) -> int:
+    """Digits after the decimal point for this currency (USD 2, JPY 0, XTR 0)."""
+    try:
+        return int(_table()[code]["exp"])
+    except KeyError:
+        raise UnknownCurrency(f"Unknown currency {code!r}") from None
+
+
+def amount_limits(code: str) -> tuple[int, int] | None:
+    """Telegram's accepted (min, max) invoice amount in minor units, where it publishes one."""
+    entry = _table().get(code)
+    if not entry or "min_amount" not in entry:
+        return None
+    return int(entry["min_amount"]), int(entry["max_amount"])
+
+
+def to_major(amount: int, code: str) -> Decimal:
+    """Minor units to a Decimal in major units with exactly the currency's digits."""
+    exp = exponent(code)
+    return (Decimal(int(amount)) / (Decimal(10) ** exp)).quantize(Decimal(1).scaleb(-exp))
+
+
+def format_amount(amount: int, code: str) -> str:
+    """For people only: '12.50 USD', '300 XTR'."""
+    return f"{to_major(amount, code)} {code}"

@@ -1,0 +1,9 @@
+from celery import shared_task
+from django.conf import settings
+
+from shop import services
+
+
+@shared_task(name="shop.order_expire_stale")
+def order_expire_stale() -> int:
+    return services.order_expire_stale(older_than=settings.SHOP_INVOICE_TTL)

@@ -12,7 +12,16 @@ class TelegramUpdateAdmin(admin.ModelAdmin):
     list_display = ["update_id", "kind", "status", "attempts", "received_at", "processed_at"]
     list_filter = ["status", "kind"]
     search_fields = ["=update_id"]
-    readonly_fields = ["update_id", "kind", "status", "attempts", "received_at", "processed_at", "payload", "error"]
+    readonly_fields = [
+        "update_id",
+        "kind",
+        "status",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "payload",
+        "error",
+    ]
     actions = ["replay"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -33,19 +42,33 @@ class TelegramUpdateAdmin(admin.ModelAdmin):
             try:
                 row = services.update_replay(update=update)
             except DomainError as error:
-                self.message_user(request, f"Update {update.update_id}: {error.message}", messages.ERROR)
+                self.message_user(
+                    request, f"Update {update.update_id}: {error.message}", messages.ERROR
+                )
                 continue
             if row.status == TelegramUpdate.Status.PROCESSED:
                 done += 1
             else:
-                self.message_user(request, f"Update {row.update_id} failed again; see its error.", messages.WARNING)
+                self.message_user(
+                    request,
+                    f"Update {row.update_id} failed again; see its error.",
+                    messages.WARNING,
+                )
         if done:
             self.message_user(request, f"Replayed {done} update(s).", messages.SUCCESS)
 
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "direction", "customer", "method", "short_text", "status", "attempts"]
+    list_display = [
+        "created_at",
+        "direction",
+        "customer",
+        "method",
+        "short_text",
+        "status",
+        "attempts",
+    ]
     list_filter = ["direction", "status", "method"]
     search_fields = ["=chat_id", "customer__username", "text"]
     list_select_related = ["customer"]

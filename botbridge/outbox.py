@@ -125,11 +125,18 @@ def invoice_queue(*, order: Order, payload: str) -> Message:
     first = items[0]
     if order.currency == money.STARS:
         # Stars invoices must carry exactly one price line.
-        prices = [{"label": first.title if len(items) == 1 else order.reference, "amount": order.total_amount}]
+        prices = [
+            {
+                "label": first.title if len(items) == 1 else order.reference,
+                "amount": order.total_amount,
+            }
+        ]
     else:
         prices = [
-            {"label": f"{item.title} × {item.quantity}" if item.quantity > 1 else item.title,
-             "amount": item.line_total}
+            {
+                "label": f"{item.title} × {item.quantity}" if item.quantity > 1 else item.title,
+                "amount": item.line_total,
+            }
             for item in items
         ]
     product = first.product
@@ -173,7 +180,11 @@ def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
     ]
     kinds = {item.kind for item in order.items.all()}
     if "topup" in kinds:
-        parts.append(text(lang, "receipt_topup", amount=money.format_amount(payment.amount, payment.currency)))
+        parts.append(
+            text(
+                lang, "receipt_topup", amount=money.format_amount(payment.amount, payment.currency)
+            )
+        )
     if delivered:
         parts.append(text(lang, "receipt_digital", content="\n".join(delivered)))
     if "physical" in kinds:
@@ -187,7 +198,7 @@ def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
 
 
 def _retry_delay(attempts: int) -> float:
-    return float(min(600, 2 ** attempts))
+    return float(min(600, 2**attempts))
 
 
 def message_send(*, message_id: int) -> SendOutcome:

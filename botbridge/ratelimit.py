@@ -10,10 +10,16 @@ import time
 
 from django.conf import settings
 
-GLOBAL_RATE = 30.0  # tokens per second
-GLOBAL_BURST = 30
-CHAT_RATE = 1.0
-CHAT_BURST = 3
+
+def _limits() -> tuple[float, int, float, int]:
+    """(global rate/s, global burst, per-chat rate/s, per-chat burst), from settings."""
+    return (
+        float(settings.TELEGRAM_RATE_GLOBAL),
+        int(settings.TELEGRAM_RATE_GLOBAL),
+        float(settings.TELEGRAM_RATE_PER_CHAT),
+        int(settings.TELEGRAM_RATE_CHAT_BURST),
+    )
+
 
 # Takes one token from each bucket or none: returns 0, or the milliseconds to wait.
 _LUA = """
@@ -82,7 +88,8 @@ def _redis_url() -> str | None:
 def acquire(chat_id: int) -> float:
     """Take a sending slot for this chat: 0 when it may send now, else seconds to wait."""
     keys = ["tg:rate:global", f"tg:rate:chat:{chat_id}"]
-    limits = [(GLOBAL_RATE, GLOBAL_BURST), (CHAT_RATE, CHAT_BURST)]
+    global_rate, global_burst, chat_rate, chat_burst = _limits()
+    limits = [(global_rate, global_burst), (chat_rate, chat_burst)]
     url = _redis_url()
     if url is None:
         return _local.acquire(keys, limits)
@@ -92,5 +99,5 @@ def acquire(chat_id: int) -> float:
 
         _script = redis.Redis.from_url(url).register_script(_LUA)
     now_ms = int(time.time() * 1000)
-    wait_ms = _script(keys=keys, args=[now_ms, GLOBAL_RATE, GLOBAL_BURST, CHAT_RATE, CHAT_BURST])
+    wait_ms = _script(keys=keys, args=[now_ms, global_rate, global_burst, chat_rate, chat_burst])
     return int(wait_ms) / 1000

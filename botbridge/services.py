@@ -28,7 +28,9 @@ def update_receive(*, payload: dict[str, Any]) -> tuple[TelegramUpdate, bool]:
         try:
             with transaction.atomic():
                 row = TelegramUpdate.objects.create(
-                    update_id=payload["update_id"], kind=handlers.update_kind(payload), payload=payload
+                    update_id=payload["update_id"],
+                    kind=handlers.update_kind(payload),
+                    payload=payload,
                 )
         except IntegrityError:
             row = None

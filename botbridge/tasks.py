@@ -14,7 +14,9 @@ _EAGER_MAX_WAIT = 3.0
 @shared_task(bind=True, name="botbridge.message_send", acks_late=True, max_retries=None)
 def message_send(self, message_id: int) -> str:
     outcome = outbox.message_send(message_id=message_id)
-    while outcome.status == "retry" and self.request.is_eager and outcome.retry_in <= _EAGER_MAX_WAIT:
+    while (
+        outcome.status == "retry" and self.request.is_eager and outcome.retry_in <= _EAGER_MAX_WAIT
+    ):
         time.sleep(outcome.retry_in)
         outcome = outbox.message_send(message_id=message_id)
     if outcome.status == "retry" and not self.request.is_eager:

@@ -13,9 +13,25 @@ class MoneyDisplayMixin:
 
 @admin.register(Payment)
 class PaymentAdmin(MoneyDisplayMixin, admin.ModelAdmin):
-    list_display = ["telegram_payment_charge_id", "order", "customer", "provider", "amount_display", "refunded_amount", "review_reason", "paid_at", "credited_at"]
+    list_display = [
+        "telegram_payment_charge_id",
+        "order",
+        "customer",
+        "provider",
+        "amount_display",
+        "refunded_amount",
+        "review_reason",
+        "paid_at",
+        "credited_at",
+    ]
     list_filter = ["provider", "currency", "review_reason", "paid_at"]
-    search_fields = ["=telegram_payment_charge_id", "=provider_payment_charge_id", "=order__reference", "=customer__telegram_id", "customer__username"]
+    search_fields = [
+        "=telegram_payment_charge_id",
+        "=provider_payment_charge_id",
+        "=order__reference",
+        "=customer__telegram_id",
+        "customer__username",
+    ]
     list_select_related = ["order", "customer"]
     raw_id_fields = ["order", "customer"]
     readonly_fields = [f.name for f in Payment._meta.fields if f.name != "id"]
@@ -31,9 +47,24 @@ class PaymentAdmin(MoneyDisplayMixin, admin.ModelAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(MoneyDisplayMixin, admin.ModelAdmin):
-    list_display = ["pk", "payment", "order", "amount_display", "reason", "status", "source", "author", "created_at", "completed_at"]
+    list_display = [
+        "pk",
+        "payment",
+        "order",
+        "amount_display",
+        "reason",
+        "status",
+        "source",
+        "author",
+        "created_at",
+        "completed_at",
+    ]
     list_filter = ["status", "reason", "source", "currency"]
-    search_fields = ["=payment__telegram_payment_charge_id", "=order__reference", "external_reference"]
+    search_fields = [
+        "=payment__telegram_payment_charge_id",
+        "=order__reference",
+        "external_reference",
+    ]
     list_select_related = ["payment", "order", "author"]
     readonly_fields = [f.name for f in Refund._meta.fields if f.name != "id"]
 
@@ -46,9 +77,23 @@ class RefundAdmin(MoneyDisplayMixin, admin.ModelAdmin):
 
 @admin.register(Dispute)
 class DisputeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
-    list_display = ["pk", "payment", "order", "amount_display", "reason", "status", "evidence_due_by", "assignee", "is_overdue"]
+    list_display = [
+        "pk",
+        "payment",
+        "order",
+        "amount_display",
+        "reason",
+        "status",
+        "evidence_due_by",
+        "assignee",
+        "is_overdue",
+    ]
     list_filter = ["status", "reason", "is_due_soon", "is_overdue"]
-    search_fields = ["=payment__telegram_payment_charge_id", "=order__reference", "provider_reference"]
+    search_fields = [
+        "=payment__telegram_payment_charge_id",
+        "=order__reference",
+        "provider_reference",
+    ]
     list_select_related = ["payment", "order", "assignee"]
     raw_id_fields = ["payment", "order"]
     ordering = ["evidence_due_by"]
@@ -61,9 +106,22 @@ class DisputeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
 class LedgerEntryAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     """Append-only: nothing is added, changed or deleted here; corrections are new entries."""
 
-    list_display = ["created_at", "customer", "kind", "amount_display", "order", "memo", "idempotency_key"]
+    list_display = [
+        "created_at",
+        "customer",
+        "kind",
+        "amount_display",
+        "order",
+        "memo",
+        "idempotency_key",
+    ]
     list_filter = ["kind", "currency"]
-    search_fields = ["=customer__telegram_id", "customer__username", "=order__reference", "=idempotency_key"]
+    search_fields = [
+        "=customer__telegram_id",
+        "customer__username",
+        "=order__reference",
+        "=idempotency_key",
+    ]
     list_select_related = ["customer", "order"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -41,7 +41,9 @@ class Payment(models.Model):
     class Meta:
         ordering = ["-paid_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_payment_amount_positive"
+            ),
             models.CheckConstraint(
                 condition=Q(refunded_amount__lte=F("amount")),
                 name="payments_payment_refund_within_amount",
@@ -57,7 +59,9 @@ class Payment(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{money.format_amount(self.amount, self.currency)} ({self.telegram_payment_charge_id})"
+        return (
+            f"{money.format_amount(self.amount, self.currency)} ({self.telegram_payment_charge_id})"
+        )
 
     @property
     def refundable_amount(self) -> int:
@@ -111,7 +115,9 @@ class Refund(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_refund_amount_positive"
+            ),
             # Telegram reports an outside refund once per payment; record it once.
             models.UniqueConstraint(
                 fields=["payment"],
@@ -173,9 +179,13 @@ class Dispute(models.Model):
     class Meta:
         ordering = ["evidence_due_by", "id"]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="payments_dispute_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="payments_dispute_amount_positive"
+            ),
         ]
-        indexes = [models.Index(fields=["status", "evidence_due_by"], name="payments_dispute_queue")]
+        indexes = [
+            models.Index(fields=["status", "evidence_due_by"], name="payments_dispute_queue")
+        ]
 
     def __str__(self) -> str:
         return f"Dispute #{self.pk} on {self.payment.telegram_payment_charge_id}"
@@ -227,7 +237,9 @@ class LedgerEntry(models.Model):
         ordering = ["created_at", "id"]
         verbose_name_plural = "ledger entries"
         constraints = [
-            models.CheckConstraint(condition=~Q(amount=0), name="payments_ledgerentry_amount_nonzero"),
+            models.CheckConstraint(
+                condition=~Q(amount=0), name="payments_ledgerentry_amount_nonzero"
+            ),
         ]
         indexes = [
             models.Index(fields=["customer", "currency"], name="payments_ledger_balance"),

@@ -80,9 +80,7 @@ def ledger_post(
     return entry, False
 
 
-def _review_reason(
-    *, order: Order | None, customer: Customer, amount: int, currency: str
-) -> str:
+def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
     if order is None or order.customer_id != customer.pk:
         return Payment.Review.UNMATCHED
     if order.is_paid or order.payments.filter(review_reason="").exists():
@@ -119,13 +117,17 @@ def payment_record(
             if order is not None:
                 # Serialises two different payments for the same order.
                 order = Order.objects.select_for_update().get(pk=order.pk)
-            review = _review_reason(order=order, customer=customer, amount=amount, currency=currency)
+            review = _review_reason(
+                order=order, customer=customer, amount=amount, currency=currency
+            )
             payment = Payment.objects.create(
                 order=order,
                 customer=customer,
                 telegram_payment_charge_id=telegram_payment_charge_id,
                 provider_payment_charge_id=provider_payment_charge_id or "",
-                provider=Payment.Provider.STARS if currency == money.STARS else Payment.Provider.APAY,
+                provider=Payment.Provider.STARS
+                if currency == money.STARS
+                else Payment.Provider.APAY,
                 amount=amount,
                 currency=currency,
                 review_reason=review,
@@ -133,10 +135,14 @@ def payment_record(
                 raw=raw,
             )
             if order is not None:
-                _apply_payment_to_order(payment=payment, order=order, shipping_address=shipping_address)
+                _apply_payment_to_order(
+                    payment=payment, order=order, shipping_address=shipping_address
+                )
     except IntegrityError:
         # The same charge delivered twice at once: the other delivery recorded it.
-        existing = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
+        existing = Payment.objects.filter(
+            telegram_payment_charge_id=telegram_payment_charge_id
+        ).first()
         if existing is None:
             raise
         return existing, False
@@ -172,7 +178,7 @@ def payment_credit(*, payment_id: int) -> bool:
     """
     with transaction.atomic():
         payment = (
-            Payment.objects.select_for_update()
+            Payment.objects.select_for_update(of=("self",))
             .select_related("order", "customer")
             .filter(pk=payment_id)
             .first()
@@ -204,7 +210,9 @@ def payment_credit(*, payment_id: int) -> bool:
                 codes = _deliver_digital(item=item)
                 if codes is None:
                     # The payment stays on the customer's balance until staff deliver or refund.
-                    order_flag_for_review(order=order, reason=f"No {item.sku} items left to deliver")
+                    order_flag_for_review(
+                        order=order, reason=f"No {item.sku} items left to deliver"
+                    )
                     Payment.objects.filter(pk=payment.pk).update(credited_at=timezone.now())
                     return True
                 delivered.extend(codes)
@@ -250,9 +258,12 @@ def _deliver_digital(*, item) -> list[str] | None:
 
 
 def _refund_target_status(payment: Payment) -> str:
-    completed = payment.refunds.filter(status=Refund.Status.COMPLETED).aggregate(
-        total=Sum("amount")
-    )["total"] or 0
+    completed = (
+        payment.refunds.filter(status=Refund.Status.COMPLETED).aggregate(total=Sum("amount"))[
+            "total"
+        ]
+        or 0
+    )
     return Order.Status.REFUNDED if completed >= payment.amount else Order.Status.PARTIALLY_REFUNDED
 
 
@@ -315,7 +326,9 @@ def refund_complete(
     with transaction.atomic():
         refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund.pk)
         if refund.status != Refund.Status.PENDING:
-            raise DomainError(f"Refund #{refund.pk} is {refund.status}, not pending.", code="not_pending")
+            raise DomainError(
+                f"Refund #{refund.pk} is {refund.status}, not pending.", code="not_pending"
+            )
         payment = refund.payment
         refund.status = Refund.Status.COMPLETED
         refund.completed_at = timezone.now()
@@ -336,12 +349,15 @@ def refund_complete(
             created_by=actor,
         )
         purchased = -(
-            payment.ledger_entries.filter(kind=LedgerEntry.Kind.PURCHASE).aggregate(t=Sum("amount"))["t"]
+            payment.ledger_entries.filter(kind=LedgerEntry.Kind.PURCHASE).aggregate(
+                t=Sum("amount")
+            )["t"]
             or 0
         )
         reversed_already = (
-            payment.ledger_entries.filter(kind=LedgerEntry.Kind.ADJUSTMENT, refund__isnull=False)
-            .aggregate(t=Sum("amount"))["t"]
+            payment.ledger_entries.filter(
+                kind=LedgerEntry.Kind.ADJUSTMENT, refund__isnull=False
+            ).aggregate(t=Sum("amount"))["t"]
             or 0
         )
         reversal = min(refund.amount, purchased - reversed_already)

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 
 from botbridge.models import Message
-from payments.models import Dispute, LedgerEntry, Payment, Refund
+from payments.models import Dispute, Payment, Refund
 from shop import money
 from shop import services as shop_services
 from shop.errors import DomainError, IllegalTransition
@@ -38,7 +38,13 @@ class ProductAdmin(admin.ModelAdmin):
     inlines = [DigitalItemInline]
     fieldsets = [
         (None, {"fields": ["sku", "title", "description", "kind", "is_active"]}),
-        ("Price", {"fields": ["price", "currency"], "description": "Price in minor units (cents): 1250 USD is 12.50 USD; Stars (XTR) and JPY have no minor unit."}),
+        (
+            "Price",
+            {
+                "fields": ["price", "currency"],
+                "description": "Price in minor units (cents): 1250 USD is 12.50 USD; Stars (XTR) and JPY have no minor unit.",
+            },
+        ),
         ("Catalog", {"fields": ["photo_url", "stock"]}),
     ]
 
@@ -61,11 +67,38 @@ class CustomerOrderInline(ReadOnlyInline):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "telegram_id", "full_name", "language_code", "terms_version", "is_blocked", "is_flagged", "created_at"]
+    list_display = [
+        "__str__",
+        "telegram_id",
+        "full_name",
+        "language_code",
+        "terms_version",
+        "is_blocked",
+        "is_flagged",
+        "created_at",
+    ]
     list_filter = ["is_blocked", "is_flagged", "has_blocked_bot", "language_code"]
     search_fields = ["=telegram_id", "username", "first_name", "last_name"]
-    readonly_fields = ["telegram_id", "username", "first_name", "last_name", "language_code", "terms_version", "terms_accepted_at", "has_blocked_bot", "created_at", "updated_at", "support_prompted_at"]
-    fields = readonly_fields[:7] + ["is_blocked", "is_flagged", "flag_reason", "has_blocked_bot", "created_at"]
+    readonly_fields = [
+        "telegram_id",
+        "username",
+        "first_name",
+        "last_name",
+        "language_code",
+        "terms_version",
+        "terms_accepted_at",
+        "has_blocked_bot",
+        "created_at",
+        "updated_at",
+        "support_prompted_at",
+    ]
+    fields = readonly_fields[:7] + [
+        "is_blocked",
+        "is_flagged",
+        "flag_reason",
+        "has_blocked_bot",
+        "created_at",
+    ]
     actions = ["block", "unblock"]
     inlines = [CustomerOrderInline]
 
@@ -75,13 +108,17 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.action(description="Block selected customers (they cannot pay)", permissions=["change"])
     def block(self, request, queryset: QuerySet[Customer]):
         for customer in queryset:
-            shop_services.customer_set_blocked(customer=customer, is_blocked=True, actor=request.user)
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=True, actor=request.user
+            )
         self.message_user(request, f"Blocked {queryset.count()} customer(s).", messages.SUCCESS)
 
     @admin.action(description="Unblock selected customers", permissions=["change"])
     def unblock(self, request, queryset: QuerySet[Customer]):
         for customer in queryset:
-            shop_services.customer_set_blocked(customer=customer, is_blocked=False, actor=request.user)
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=False, actor=request.user
+            )
         self.message_user(request, f"Unblocked {queryset.count()} customer(s).", messages.SUCCESS)
 
 
@@ -94,13 +131,30 @@ class OrderItemInline(ReadOnlyInline):
 
 class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ["telegram_payment_charge_id", "provider_payment_charge_id", "provider", "amount", "currency", "refunded_amount", "review_reason", "paid_at"]
+    fields = [
+        "telegram_payment_charge_id",
+        "provider_payment_charge_id",
+        "provider",
+        "amount",
+        "currency",
+        "refunded_amount",
+        "review_reason",
+        "paid_at",
+    ]
     readonly_fields = fields
 
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ["amount", "currency", "reason", "status", "author", "external_reference", "created_at"]
+    fields = [
+        "amount",
+        "currency",
+        "reason",
+        "status",
+        "author",
+        "external_reference",
+        "created_at",
+    ]
     readonly_fields = fields
 
 
@@ -128,14 +182,50 @@ class MessageInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["reference", "customer", "status", "total_display", "needs_review", "created_at", "paid_at"]
+    list_display = [
+        "reference",
+        "customer",
+        "status",
+        "total_display",
+        "needs_review",
+        "created_at",
+        "paid_at",
+    ]
     list_filter = ["status", "needs_review", "currency", "created_at"]
-    search_fields = ["=reference", "=customer__telegram_id", "customer__username", "=payments__telegram_payment_charge_id", "=payments__provider_payment_charge_id"]
+    search_fields = [
+        "=reference",
+        "=customer__telegram_id",
+        "customer__username",
+        "=payments__telegram_payment_charge_id",
+        "=payments__provider_payment_charge_id",
+    ]
     list_select_related = ["customer"]
     raw_id_fields = ["customer"]
-    readonly_fields = ["reference", "customer", "status", "currency", "total_amount", "stock_reserved", "shipping_address", "status_before_dispute", "review_reason", "created_at", "updated_at", "invoiced_at", "paid_at", "fulfilled_at"]
+    readonly_fields = [
+        "reference",
+        "customer",
+        "status",
+        "currency",
+        "total_amount",
+        "stock_reserved",
+        "shipping_address",
+        "status_before_dispute",
+        "review_reason",
+        "created_at",
+        "updated_at",
+        "invoiced_at",
+        "paid_at",
+        "fulfilled_at",
+    ]
     fields = readonly_fields[:3] + ["needs_review"] + readonly_fields[3:]
-    inlines = [OrderItemInline, PaymentInline, RefundInline, DisputeInline, OrderEventInline, MessageInline]
+    inlines = [
+        OrderItemInline,
+        PaymentInline,
+        RefundInline,
+        DisputeInline,
+        OrderEventInline,
+        MessageInline,
+    ]
     # A million orders: no second COUNT(*) for "N total", and an estimated page count.
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -157,7 +247,12 @@ class OrderAdmin(admin.ModelAdmin):
         done, refused = 0, []
         for order in queryset:
             try:
-                shop_services.order_transition(order=order, to_status=Order.Status.FULFILLED, actor=request.user, message="Shipped")
+                shop_services.order_transition(
+                    order=order,
+                    to_status=Order.Status.FULFILLED,
+                    actor=request.user,
+                    message="Shipped",
+                )
                 done += 1
             except IllegalTransition as error:
                 refused.append(error.message)
@@ -210,7 +305,9 @@ class SupportRequestAdmin(admin.ModelAdmin):
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
-                self.message_user(request, "Answer sent to the customer in Telegram.", messages.SUCCESS)
+                self.message_user(
+                    request, "Answer sent to the customer in Telegram.", messages.SUCCESS
+                )
 
     @admin.display(description="Question")
     def short_text(self, obj: SupportRequest) -> str:

@@ -203,9 +203,7 @@ class Order(models.Model):
         Status.AWAITING_SHIPMENT: frozenset(
             {Status.FULFILLED, Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}
         ),
-        Status.FULFILLED: frozenset(
-            {Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}
-        ),
+        Status.FULFILLED: frozenset({Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}),
         Status.PARTIALLY_REFUNDED: frozenset(
             {Status.PARTIALLY_REFUNDED, Status.REFUNDED, Status.DISPUTED}
         ),
@@ -258,7 +256,9 @@ class OrderItem(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="shop_orderitem_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="shop_orderitem_quantity_positive"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -311,7 +311,9 @@ class SupportRequest(models.Model):
         ANSWERED = "answered"
         CLOSED = "closed"
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="support_requests")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="support_requests"
+    )
     text = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     answer = models.TextField(blank=True)

@@ -255,7 +255,9 @@ def order_expire_stale(*, older_than: timedelta, now: datetime | None = None) ->
     """Expire unpaid orders older than the invoice lifetime and release their stock."""
     cutoff = (now or timezone.now()) - older_than
     expired = 0
-    stale = Order.objects.awaiting_payment().filter(created_at__lt=cutoff).values_list("pk", flat=True)
+    stale = (
+        Order.objects.awaiting_payment().filter(created_at__lt=cutoff).values_list("pk", flat=True)
+    )
     for pk in list(stale[:1000]):
         with transaction.atomic():
             order = Order.objects.select_for_update().get(pk=pk)
@@ -276,7 +278,9 @@ def support_request_create(*, customer: Customer, text: str) -> SupportRequest:
     return SupportRequest.objects.create(customer=customer, text=text[:4000])
 
 
-def order_checkout(*, order: Order, telegram_id: int, currency: str, total_amount: int) -> str | None:
+def order_checkout(
+    *, order: Order, telegram_id: int, currency: str, total_amount: int
+) -> str | None:
     """Decide Telegram's pre-checkout question: None to accept (stock now reserved), or why not.
 
     Asked again for the same order it answers the same way: the reservation is taken once.
@@ -312,9 +316,15 @@ def support_request_answer(
     answer = (answer or "").strip()
     if not answer:
         raise DomainError("Write an answer first.", code="empty")
-    locked = SupportRequest.objects.select_for_update().select_related("customer").get(pk=support_request.pk)
+    locked = (
+        SupportRequest.objects.select_for_update()
+        .select_related("customer")
+        .get(pk=support_request.pk)
+    )
     if locked.status != SupportRequest.Status.OPEN:
-        raise DomainError(f"Support request #{locked.pk} is already {locked.status}.", code="not_open")
+        raise DomainError(
+            f"Support request #{locked.pk} is already {locked.status}.", code="not_open"
+        )
     locked.answer = answer
     locked.status = SupportRequest.Status.ANSWERED
     locked.answered_by = actor

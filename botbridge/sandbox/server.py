@@ -39,7 +39,11 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.code, "description": self.description}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": self.code,
+            "description": self.description,
+        }
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
         return body
@@ -140,6 +144,8 @@ class FakeTelegram:
         self._update_ids = itertools.count(1_000_000)
         self._charges = itertools.count(1)
         self.httpd: ThreadingHTTPServer | None = None
+        # Tests may deliver through something other than HTTP (the Django test client).
+        self.transport = None
 
     # --- Bot API -------------------------------------------------------------------------
 
@@ -171,7 +177,12 @@ class FakeTelegram:
         return None
 
     def _m_getMe(self, p):
-        return {"id": BOT_USER_ID, "is_bot": True, "first_name": "Sandbox shop", "username": "sandbox_shop_bot"}
+        return {
+            "id": BOT_USER_ID,
+            "is_bot": True,
+            "first_name": "Sandbox shop",
+            "username": "sandbox_shop_bot",
+        }
 
     def _m_setWebhook(self, p):
         self.state.webhook_url = p["url"]
@@ -199,7 +210,9 @@ class FakeTelegram:
         if self.state.webhook_url:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
         offset = p.get("offset", 0)
-        self.state.pending_updates = [u for u in self.state.pending_updates if u["update_id"] >= offset]
+        self.state.pending_updates = [
+            u for u in self.state.pending_updates if u["update_id"] >= offset
+        ]
         return self.state.pending_updates[: p.get("limit", 100)]
 
     def _chat(self, chat_id: int) -> list[dict[str, Any]]:
@@ -271,7 +284,10 @@ class FakeTelegram:
                 raise _bad("CURRENCY_INVALID")
             if not p.get("provider_token"):
                 raise _bad("PAYMENT_PROVIDER_INVALID")
-            low, high = int(_CURRENCIES[currency]["min_amount"]), int(_CURRENCIES[currency]["max_amount"])
+            low, high = (
+                int(_CURRENCIES[currency]["min_amount"]),
+                int(_CURRENCIES[currency]["max_amount"]),
+            )
             if not low <= total <= high:
                 raise _bad("CURRENCY_TOTAL_AMOUNT_INVALID")
         self._check_markup(p.get("reply_markup"))
@@ -349,10 +365,16 @@ class FakeTelegram:
         """Send one update to the webhook (or keep it for getUpdates), as Telegram does."""
         with self.lock:
             url, secret = self.state.webhook_url, self.state.secret_token
-            if not url:
+            if self.transport is None and not url:
                 self.state.pending_updates.append(update)
                 return {"update_id": update["update_id"], "status": None, "queued": True}
-        request = urllib.request.Request(
+        if self.transport is not None:
+            record = {"update_id": update["update_id"], "status": self.transport(update)}
+            with self.lock:
+                self.state.deliveries.append(record)
+            return record
+        # Only ever the webhook URL the bot registered, or the configured sandbox URL.
+        request = urllib.request.Request(  # noqa: S310
             url,
             data=json.dumps(update).encode(),
             headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret},
@@ -399,7 +421,9 @@ class FakeTelegram:
     def user_press(self, user: dict[str, Any], message_id: int, data: str) -> dict[str, Any]:
         user = self._user(user)
         message = self._find_message(user["id"], message_id)
-        buttons = [b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row]
+        buttons = [
+            b for row in message.get("reply_markup", {}).get("inline_keyboard", []) for b in row
+        ]
         if data not in [b.get("callback_data") for b in buttons]:
             raise _bad("the message has no such button")
         query_id = str(next(self._ids))
@@ -464,7 +488,9 @@ class FakeTelegram:
                 result["declined"] = True
             self._system_note(user["id"], result)
             return result
-        result["payment"] = self.pay_message(user, invoice["currency"], amount, checkout["payload"], order_info)
+        result["payment"] = self.pay_message(
+            user, invoice["currency"], amount, checkout["payload"], order_info
+        )
         result["paid"] = True
         return result
 
@@ -485,7 +511,8 @@ class FakeTelegram:
             "currency": currency,
             "total_amount": amount,
             "invoice_payload": payload,
-            "telegram_payment_charge_id": charge_id or f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
+            "telegram_payment_charge_id": charge_id
+            or f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
             "provider_payment_charge_id": "" if stars else f"apay-{number:08d}",
         }
         if order_info:
@@ -511,7 +538,9 @@ class FakeTelegram:
         else:
             note = "The bot did not answer the checkout in time."
         with self.lock:
-            self.state.chats[chat_id].append({"from": "telegram", "message": {"text": note, "date": int(time.time())}})
+            self.state.chats[chat_id].append(
+                {"from": "telegram", "message": {"text": note, "date": int(time.time())}}
+            )
 
     # --- control -------------------------------------------------------------------------
 
@@ -522,7 +551,9 @@ class FakeTelegram:
     def reset(self) -> None:
         with self.lock:
             webhook = (self.state.webhook_url, self.state.secret_token)
-            self.state = State(token=self.state.token, webhook_url=webhook[0], secret_token=webhook[1])
+            self.state = State(
+                token=self.state.token, webhook_url=webhook[0], secret_token=webhook[1]
+            )
 
     def calls(self, method: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -531,7 +562,10 @@ class FakeTelegram:
     def chat(self, chat_id: int) -> list[dict[str, Any]]:
         with self.lock:
             return [
-                {"from": e["from"], "message": {k: v for k, v in e["message"].items() if not k.startswith("_")}}
+                {
+                    "from": e["from"],
+                    "message": {k: v for k, v in e["message"].items() if not k.startswith("_")},
+                }
                 for e in self.state.chats.get(chat_id, [])
             ]
 
@@ -588,20 +622,32 @@ def _handler_for(fake: FakeTelegram):
             try:
                 params = self._params()
             except (ValueError, UnicodeDecodeError):
-                self._send(400, {"ok": False, "error_code": 400, "description": "Bad Request: can't parse body"})
+                self._send(
+                    400,
+                    {
+                        "ok": False,
+                        "error_code": 400,
+                        "description": "Bad Request: can't parse body",
+                    },
+                )
                 return
             try:
                 if path.startswith("/bot"):
                     token, _, method = path[4:].partition("/")
                     self._send(200, {"ok": True, "result": fake.call(token, method, params)})
                 elif path.startswith("/sandbox/"):
-                    self._send(200, {"ok": True, "result": _control(fake, path[len("/sandbox/"):], params)})
+                    self._send(
+                        200,
+                        {"ok": True, "result": _control(fake, path[len("/sandbox/") :], params)},
+                    )
                 else:
                     raise ApiError(404, "Not Found")
             except ApiError as error:
                 self._send(error.code if error.code >= 400 else 400, error.body())
             except (KeyError, TypeError, ValueError) as error:
-                self._send(400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"})
+                self._send(
+                    400, {"ok": False, "error_code": 400, "description": f"Bad Request: {error}"}
+                )
 
         do_GET = _dispatch
         do_POST = _dispatch

@@ -20,8 +20,20 @@ from django.views.decorators.http import require_POST
 from shop import money
 
 TEST_USERS = {
-    "en": {"id": 700000001, "first_name": "Alex", "last_name": "Sandbox", "username": "alex_sandbox", "language_code": "en"},
-    "ru": {"id": 700000002, "first_name": "Маша", "last_name": "Песочница", "username": "masha_sandbox", "language_code": "ru"},
+    "en": {
+        "id": 700000001,
+        "first_name": "Alex",
+        "last_name": "Sandbox",
+        "username": "alex_sandbox",
+        "language_code": "en",
+    },
+    "ru": {
+        "id": 700000002,
+        "first_name": "Маша",
+        "last_name": "Песочница",
+        "username": "masha_sandbox",
+        "language_code": "ru",
+    },
 }
 
 
@@ -30,7 +42,7 @@ class SandboxUnavailable(Exception):
 
 
 def _control(action: str, params: dict[str, Any] | None = None) -> Any:
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the configured sandbox URL
         f"{settings.TELEGRAM_API_URL}/sandbox/{action}",
         data=json.dumps(params or {}).encode(),
         headers={"Content-Type": "application/json"},
@@ -65,7 +77,10 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
     view = {"from": entry["from"], "id": message.get("message_id"), "text": message.get("text", "")}
     if message.get("invoice"):
         invoice = message["invoice"]
-        view["invoice"] = {**invoice, "display": money.format_amount(invoice["total_amount"], invoice["currency"])}
+        view["invoice"] = {
+            **invoice,
+            "display": money.format_amount(invoice["total_amount"], invoice["currency"]),
+        }
     if message.get("successful_payment"):
         paid = message["successful_payment"]
         view["text"] = f"✅ Paid {money.format_amount(paid['total_amount'], paid['currency'])}"
@@ -83,7 +98,13 @@ def chat(request: HttpRequest) -> HttpResponse:
         entries = [_entry_view(e) for e in _control(f"chats/{user['id']}")]
     except SandboxUnavailable as problem:
         error = f"The local Telegram at {settings.TELEGRAM_API_URL} does not answer ({problem}). Start it with `make run` or `python manage.py run_telegram_sandbox`."
-    context = {"user": user, "entries": entries, "error": error, "users": TEST_USERS, "title": "Telegram sandbox"}
+    context = {
+        "user": user,
+        "entries": entries,
+        "error": error,
+        "users": TEST_USERS,
+        "title": "Telegram sandbox",
+    }
     return render(request, "sandbox/chat.html", context)
 
 
@@ -114,11 +135,17 @@ def send(request: HttpRequest) -> HttpResponse:
 @staff_member_required
 @require_POST
 def press(request: HttpRequest) -> HttpResponse:
-    return _act(request, "user/press", {"message_id": request.POST.get("message_id", "0"), "data": request.POST.get("data", "")})
+    return _act(
+        request,
+        "user/press",
+        {"message_id": request.POST.get("message_id", "0"), "data": request.POST.get("data", "")},
+    )
 
 
 @staff_member_required
 @require_POST
 def pay(request: HttpRequest) -> HttpResponse:
     outcome = "decline" if request.POST.get("outcome") == "decline" else "success"
-    return _act(request, "user/pay", {"message_id": request.POST.get("message_id", "0"), "outcome": outcome})
+    return _act(
+        request, "user/pay", {"message_id": request.POST.get("message_id", "0"), "outcome": outcome}
+    )

@@ -155,7 +155,13 @@ if TELEGRAM_SANDBOX:
     TELEGRAM_WEBHOOK_SECRET = TELEGRAM_WEBHOOK_SECRET or "sandbox-webhook-secret"
     TELEGRAM_PROVIDER_TOKEN = TELEGRAM_PROVIDER_TOKEN or "sandbox:apay-test-token"
 
+# Telegram's sending limits: about 30 messages/s in all, 1/s per chat (short bursts pass).
+TELEGRAM_RATE_GLOBAL = env.int("TELEGRAM_RATE_GLOBAL", default=30)
+TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
+TELEGRAM_RATE_CHAT_BURST = env.int("TELEGRAM_RATE_CHAT_BURST", default=3)
+
 # Terms shown before the first invoice; bump the version to ask everyone again.
 SHOP_TERMS_VERSION = env("SHOP_TERMS_VERSION", default="2026-11-01")
 # An invoice not paid within this time expires and its reserved stock is released.
 SHOP_INVOICE_TTL = timedelta(hours=env.int("SHOP_INVOICE_TTL_HOURS", default=24))
+FORMS_URLFIELD_ASSUME_HTTPS = True

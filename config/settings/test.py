@@ -20,3 +20,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+WHITENOISE_AUTOREFRESH = True
+# Conversations in tests are fast; the limiter's own tests set real limits.
+TELEGRAM_RATE_PER_CHAT = 1000.0
+TELEGRAM_RATE_CHAT_BURST = 1000
+TELEGRAM_RATE_GLOBAL = 10000

@@ -9,6 +9,7 @@ def theme(apps, schema_editor):
     active.title = PRODUCT_NAME
     active.title_visible = True
     active.env_visible_in_header = False
+    active.language_chooser_active = False
     active.save()
 
 

@@ -2,7 +2,7 @@ import logging
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from requests import RequestException
 
 from botbridge import bot, services
@@ -30,7 +30,9 @@ class Command(BaseCommand):
                 time.sleep(3)
                 continue
             for payload in updates:
-                close_old_connections()
+                if not connection.in_atomic_block:
+                    # A long-running loop: drop connections the database closed meanwhile.
+                    close_old_connections()
                 # The same path as the webhook: stored under update_id, handled once.
                 services.update_receive(payload=payload)
                 offset = payload["update_id"] + 1

@@ -18,8 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, port, webhook_url, **options):
         if not settings.TELEGRAM_SANDBOX:
-            raise CommandError("A real TELEGRAM_BOT_TOKEN is set: the sandbox is for local work only.")
-        fake = FakeTelegram(settings.TELEGRAM_BOT_TOKEN, webhook_url, settings.TELEGRAM_WEBHOOK_SECRET)
+            raise CommandError(
+                "A real TELEGRAM_BOT_TOKEN is set: the sandbox is for local work only."
+            )
+        fake = FakeTelegram(
+            settings.TELEGRAM_BOT_TOKEN, webhook_url, settings.TELEGRAM_WEBHOOK_SECRET
+        )
         try:
             fake.serve(port=port)
         except OSError as error:

@@ -17,7 +17,9 @@ class Command(BaseCommand):
         if not url:
             raise CommandError("Set TELEGRAM_WEBHOOK_URL or pass --url (the public HTTPS URL).")
         if not settings.TELEGRAM_WEBHOOK_SECRET:
-            raise CommandError("Set TELEGRAM_WEBHOOK_SECRET first: Telegram sends it with every update.")
+            raise CommandError(
+                "Set TELEGRAM_WEBHOOK_SECRET first: Telegram sends it with every update."
+            )
         if not 1 <= max_connections <= 100:
             raise CommandError("--max-connections must be between 1 and 100.")
         try:

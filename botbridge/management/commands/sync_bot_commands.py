@@ -10,7 +10,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             for language, commands in COMMAND_DESCRIPTIONS.items():
-                bot.set_commands(commands=commands, language_code=None if language == "en" else language)
+                bot.set_commands(
+                    commands=commands, language_code=None if language == "en" else language
+                )
         except bot.ApiTelegramException as error:
             raise CommandError(f"Telegram refused: {error.description}") from error
-        self.stdout.write(f"Commands published: {', '.join(c for c, _ in COMMAND_DESCRIPTIONS['en'])}.")
+        self.stdout.write(
+            f"Commands published: {', '.join(c for c, _ in COMMAND_DESCRIPTIONS['en'])}."
+        )

@@ -16,13 +16,69 @@ from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Pro
 
 CATALOG = [
     # sku, title, description, kind, price (minor units), currency, stock, photo
-    ("coins-500", "500 coins", "500 in-game coins, credited to your balance at once.", "topup", 500, "USD", None),
-    ("coins-2500", "2500 coins", "2500 in-game coins with a 20% bonus, credited at once.", "topup", 2000, "EUR", None),
-    ("stars-credit-100", "100 credits for Stars", "100 credits paid with Telegram Stars.", "topup", 100, "XTR", None),
-    ("ebook-django", "Django payments e-book", "PDF e-book: taking payments in Telegram bots, 120 pages. Download link sent after payment.", "digital", 1250, "USD", None),
-    ("vip-month", "VIP pass, 30 days", "A personal activation code for 30 days of VIP access.", "digital", 250, "XTR", None),
-    ("mug-classic", "Shopbot mug", "Ceramic mug, 330 ml, dishwasher safe. Shipped within 3 days.", "physical", 1800, "EUR", 25),
-    ("tshirt-black", "Black T-shirt", "Cotton T-shirt, black, sizes S–XL (size asked after order).", "physical", 149000, "RUB", 10),
+    (
+        "coins-500",
+        "500 coins",
+        "500 in-game coins, credited to your balance at once.",
+        "topup",
+        500,
+        "USD",
+        None,
+    ),
+    (
+        "coins-2500",
+        "2500 coins",
+        "2500 in-game coins with a 20% bonus, credited at once.",
+        "topup",
+        2000,
+        "EUR",
+        None,
+    ),
+    (
+        "stars-credit-100",
+        "100 credits for Stars",
+        "100 credits paid with Telegram Stars.",
+        "topup",
+        100,
+        "XTR",
+        None,
+    ),
+    (
+        "ebook-django",
+        "Django payments e-book",
+        "PDF e-book: taking payments in Telegram bots, 120 pages. Download link sent after payment.",
+        "digital",
+        1250,
+        "USD",
+        None,
+    ),
+    (
+        "vip-month",
+        "VIP pass, 30 days",
+        "A personal activation code for 30 days of VIP access.",
+        "digital",
+        250,
+        "XTR",
+        None,
+    ),
+    (
+        "mug-classic",
+        "Shopbot mug",
+        "Ceramic mug, 330 ml, dishwasher safe. Shipped within 3 days.",
+        "physical",
+        1800,
+        "EUR",
+        25,
+    ),
+    (
+        "tshirt-black",
+        "Black T-shirt",
+        "Cotton T-shirt, black, sizes S–XL (size asked after order).",
+        "physical",
+        149000,
+        "RUB",
+        10,
+    ),
 ]
 DEMO_CUSTOMERS = [
     (900000001, "anna_demo", "Anna", "Demo", "en"),
@@ -36,9 +92,15 @@ class Command(BaseCommand):
     help = "Load the demo catalog, a staff login and a few customers with orders (idempotent)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--orders", type=int, default=0, help="Also make sure N paid benchmark orders exist.")
-        parser.add_argument("--admin-username", default=os.environ.get("DEMO_ADMIN_USERNAME", "admin"))
-        parser.add_argument("--admin-password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin"))
+        parser.add_argument(
+            "--orders", type=int, default=0, help="Also make sure N paid benchmark orders exist."
+        )
+        parser.add_argument(
+            "--admin-username", default=os.environ.get("DEMO_ADMIN_USERNAME", "admin")
+        )
+        parser.add_argument(
+            "--admin-password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
+        )
 
     def handle(self, *args, orders, admin_username, admin_password, **options):
         if orders < 0:
@@ -49,31 +111,50 @@ class Command(BaseCommand):
             self._customers_and_orders(products)
         if orders:
             self._bench_orders(orders, products["coins-500"])
-        self.stdout.write(self.style.SUCCESS(f"Demo ready: {Product.objects.count()} products, {Order.objects.count()} orders."))
-        self.stdout.write(f"Admin login: {admin_username} / {admin_password}  →  http://127.0.0.1:8000/admin/")
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {Product.objects.count()} products, {Order.objects.count()} orders."
+            )
+        )
+        self.stdout.write(
+            f"Admin login: {admin_username} / {admin_password}  →  http://127.0.0.1:8000/admin/"
+        )
 
     def _catalog(self) -> dict[str, Product]:
         products = {}
         for sku, title, description, kind, price, currency, stock in CATALOG:
             product, created = Product.objects.get_or_create(
                 sku=sku,
-                defaults=dict(title=title, description=description, kind=kind, price=price, currency=currency, stock=stock),
+                defaults=dict(
+                    title=title,
+                    description=description,
+                    kind=kind,
+                    price=price,
+                    currency=currency,
+                    stock=stock,
+                ),
             )
             if created:
                 product.full_clean()
             products[sku] = product
-        for sku, prefix in (("ebook-django", "https://example.com/dl/ebook-"), ("vip-month", "VIP-")):
+        for sku, prefix in (
+            ("ebook-django", "https://example.com/dl/ebook-"),
+            ("vip-month", "VIP-"),
+        ):
             product = products[sku]
             missing = 20 - DigitalItem.objects.filter(product=product).count()
             DigitalItem.objects.bulk_create(
-                DigitalItem(product=product, content=f"{prefix}{random.randbytes(5).hex().upper()}") for _ in range(max(0, missing))
+                DigitalItem(product=product, content=f"{prefix}{random.randbytes(5).hex().upper()}")
+                for _ in range(max(0, missing))
             )
         return products
 
     def _staff(self, username: str, password: str) -> None:
         User = get_user_model()
         if not User.objects.filter(username=username).exists():
-            User.objects.create_superuser(username=username, email=f"{username}@example.com", password=password)
+            User.objects.create_superuser(
+                username=username, email=f"{username}@example.com", password=password
+            )
 
     def _customers_and_orders(self, products: dict[str, Product]) -> None:
         if Order.objects.filter(customer__telegram_id__in=[c[0] for c in DEMO_CUSTOMERS]).exists():
@@ -81,24 +162,50 @@ class Command(BaseCommand):
         customers = []
         for telegram_id, username, first, last, lang in DEMO_CUSTOMERS:
             customer = shop_services.customer_upsert_from_telegram(
-                telegram_id=telegram_id, username=username, first_name=first, last_name=last, language_code=lang
+                telegram_id=telegram_id,
+                username=username,
+                first_name=first,
+                last_name=last,
+                language_code=lang,
             )
-            customers.append(shop_services.customer_accept_terms(customer=customer, version="2026-11-01"))
+            customers.append(
+                shop_services.customer_accept_terms(customer=customer, version="2026-11-01")
+            )
         anna, ivan, li = customers
         self._paid(anna, products["coins-500"])
         self._paid(anna, products["ebook-django"])
-        self._paid(ivan, products["tshirt-black"], address={"country_code": "RU", "city": "Moscow", "street_line1": "Tverskaya 1", "street_line2": "", "state": "", "post_code": "125009"})
+        self._paid(
+            ivan,
+            products["tshirt-black"],
+            address={
+                "country_code": "RU",
+                "city": "Moscow",
+                "street_line1": "Tverskaya 1",
+                "street_line2": "",
+                "state": "",
+                "post_code": "125009",
+            },
+        )
         self._paid(li, products["vip-month"])
         refunded = self._paid(li, products["coins-2500"])
-        refund = payment_services.refund_request(payment=refunded.payments.get(), amount=1000, reason="customer_request", note="Demo partial refund")
+        refund = payment_services.refund_request(
+            payment=refunded.payments.get(),
+            amount=1000,
+            reason="customer_request",
+            note="Demo partial refund",
+        )
         payment_services.refund_complete(refund=refund, external_reference="APAY-R-0001")
         invoiced = shop_services.order_create(customer=ivan, product=products["mug-classic"])
         shop_services.order_transition(order=invoiced, to_status=Order.Status.INVOICED)
         cancelled = shop_services.order_create(customer=anna, product=products["coins-500"])
-        shop_services.order_transition(order=cancelled, to_status=Order.Status.CANCELLED, message="Customer changed their mind")
+        shop_services.order_transition(
+            order=cancelled, to_status=Order.Status.CANCELLED, message="Customer changed their mind"
+        )
         expired = shop_services.order_create(customer=li, product=products["ebook-django"])
         shop_services.order_transition(order=expired, to_status=Order.Status.INVOICED)
-        shop_services.order_transition(order=expired, to_status=Order.Status.EXPIRED, message="Invoice expired")
+        shop_services.order_transition(
+            order=expired, to_status=Order.Status.EXPIRED, message="Invoice expired"
+        )
         shop_services.support_request_create(customer=ivan, text="Когда придёт футболка?")
 
     def _paid(self, customer: Customer, product: Product, address=None) -> Order:
@@ -110,7 +217,9 @@ class Command(BaseCommand):
                 customer=customer,
                 order=order,
                 telegram_payment_charge_id=f"demo-{order.reference}",
-                provider_payment_charge_id="" if product.currency == "XTR" else f"apay-demo-{order.reference}",
+                provider_payment_charge_id=""
+                if product.currency == "XTR"
+                else f"apay-demo-{order.reference}",
                 amount=order.total_amount,
                 currency=order.currency,
                 raw={"demo": True},
@@ -139,12 +248,26 @@ class Command(BaseCommand):
     def _bench_customers(self, count: int) -> list[Customer]:
         base = 800_000_000
         Customer.objects.bulk_create(
-            [Customer(telegram_id=base + i, username=f"bench{i}", first_name="Bench", language_code="en") for i in range(count)],
+            [
+                Customer(
+                    telegram_id=base + i,
+                    username=f"bench{i}",
+                    first_name="Bench",
+                    language_code="en",
+                )
+                for i in range(count)
+            ],
             ignore_conflicts=True,
         )
-        return list(Customer.objects.filter(telegram_id__gte=base, telegram_id__lt=base + count).order_by("telegram_id"))
+        return list(
+            Customer.objects.filter(telegram_id__gte=base, telegram_id__lt=base + count).order_by(
+                "telegram_id"
+            )
+        )
 
-    def _bench_batch(self, numbers: range, customers: list[Customer], product: Product, now) -> None:
+    def _bench_batch(
+        self, numbers: range, customers: list[Customer], product: Product, now
+    ) -> None:
         rng = random.Random(numbers.start)
         orders = []
         for n in numbers:
@@ -164,11 +287,26 @@ class Command(BaseCommand):
             )
         Order.objects.bulk_create(orders)
         OrderItem.objects.bulk_create(
-            OrderItem(order=o, product=product, sku=product.sku, title=product.title, kind=product.kind, unit_price=product.price, quantity=1, currency=product.currency)
+            OrderItem(
+                order=o,
+                product=product,
+                sku=product.sku,
+                title=product.title,
+                kind=product.kind,
+                unit_price=product.price,
+                quantity=1,
+                currency=product.currency,
+            )
             for o in orders
         )
         OrderEvent.objects.bulk_create(
-            OrderEvent(order=o, kind=OrderEvent.Kind.STATUS, message="Benchmark order", from_status="invoiced", to_status="fulfilled")
+            OrderEvent(
+                order=o,
+                kind=OrderEvent.Kind.STATUS,
+                message="Benchmark order",
+                from_status="invoiced",
+                to_status="fulfilled",
+            )
             for o in orders
         )
         payments = Payment.objects.bulk_create(

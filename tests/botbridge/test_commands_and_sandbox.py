@@ -1,0 +1,133 @@
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from botbridge.models import TelegramUpdate
+from payments.models import Payment
+from shop.models import Order
+from tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_set_telegram_webhook_registers_url_secret_updates_and_connections(fake_telegram, capsys):
+    call_command(
+        "set_telegram_webhook", url="https://shop.example.com/telegram/webhook/", max_connections=40
+    )
+    params = fake_telegram.calls("setWebhook")[-1]["params"]
+    assert params["url"] == "https://shop.example.com/telegram/webhook/"
+    assert params["secret_token"] == "test-webhook-secret"
+    assert json.loads(params["allowed_updates"]) == [
+        "message",
+        "callback_query",
+        "pre_checkout_query",
+        "shipping_query",
+    ]
+    assert params["max_connections"] == "40"
+    assert fake_telegram.state.webhook_url == "https://shop.example.com/telegram/webhook/"
+
+
+def test_set_telegram_webhook_refuses_without_a_url(fake_telegram, settings):
+    settings.TELEGRAM_WEBHOOK_URL = ""
+    with pytest.raises(CommandError, match="TELEGRAM_WEBHOOK_URL"):
+        call_command("set_telegram_webhook", url="")
+    assert fake_telegram.calls() == []
+
+
+def test_delete_webhook_and_sync_commands(fake_telegram):
+    fake_telegram.state.webhook_url = "https://x/"
+    call_command("delete_telegram_webhook")
+    assert fake_telegram.state.webhook_url == ""
+    call_command("sync_bot_commands")
+    assert [c["command"] for c in fake_telegram.state.commands[""]] == [
+        "start",
+        "catalog",
+        "orders",
+        "balance",
+        "terms",
+        "support",
+        "help",
+    ]
+    assert fake_telegram.state.commands["ru"][1]["description"] == "Каталог и покупки"
+
+
+def test_run_bot_polling_goes_through_the_same_code_path(
+    fake_telegram, django_capture_on_commit_callbacks
+):
+    fake_telegram.state.webhook_url = ""
+    fake_telegram.user_message({"id": 616161, "first_name": "Poll"}, "/help")
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_bot_polling", once=True)
+    row = TelegramUpdate.objects.get()
+    assert row.status == "processed"
+    assert fake_telegram.calls("sendMessage")[-1]["params"]["chat_id"] == "616161"
+
+
+def test_fake_telegram_checks_calls_against_the_bot_api_spec(fake_telegram):
+    from botbridge.sandbox.server import ApiError
+
+    with pytest.raises(ApiError, match="parameter text is required"):
+        fake_telegram.call("123456:test-token", "sendMessage", {"chat_id": "1"})
+    with pytest.raises(ApiError, match="unknown parameter colour"):
+        fake_telegram.call(
+            "123456:test-token", "sendMessage", {"chat_id": "1", "text": "x", "colour": "red"}
+        )
+    with pytest.raises(ApiError, match="can't parse parameter chat_id"):
+        fake_telegram.call("123456:test-token", "sendMessage", {"chat_id": {"a": 1}, "text": "x"})
+    with pytest.raises(ApiError, match="Unauthorized"):
+        fake_telegram.call("wrong", "getMe", {})
+    assert fake_telegram.call("123456:test-token", "getMe", {})["is_bot"] is True
+    from botbridge.sandbox.server import SPEC
+
+    assert SPEC["version"].startswith("Bot API")
+
+
+def test_sandbox_page_is_staff_only(client):
+    response = client.get("/sandbox/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
+    live_server, fake_telegram, admin_client
+):
+    """The person's clicks go page → local Telegram → live webhook (HTTP all the way)."""
+    fake_telegram.state.webhook_url = f"{live_server.url}/telegram/webhook/"
+    fake_telegram.state.secret_token = "test-webhook-secret"
+    ProductFactory(sku="coins", title="500 coins", price=500, currency="USD")
+
+    admin_client.post("/sandbox/send/", {"text": "/catalog", "lang": "en"})
+    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    assert "Buy 500 coins · 5.00 USD" in page
+
+    def message_with(data):
+        for entry in reversed(fake_telegram.chat(700000001)):
+            rows = entry["message"].get("reply_markup", {}).get("inline_keyboard", [])
+            if any(b["callback_data"] == data for row in rows for b in row):
+                return entry["message"]["message_id"]
+        raise AssertionError(data)
+
+    admin_client.post(
+        "/sandbox/press/",
+        {"message_id": message_with("buy:coins"), "data": "buy:coins", "lang": "en"},
+    )
+    admin_client.post(
+        "/sandbox/press/",
+        {"message_id": message_with("terms:coins"), "data": "terms:coins", "lang": "en"},
+    )
+    invoice = [e for e in fake_telegram.chat(700000001) if "invoice" in e["message"]][-1]["message"]
+    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    assert "Pay 5.00 USD" in page
+
+    admin_client.post(
+        "/sandbox/pay/", {"message_id": invoice["message_id"], "outcome": "success", "lang": "en"}
+    )
+
+    order = Order.objects.get()
+    assert order.status == Order.Status.FULFILLED
+    assert Payment.objects.get().amount == 500
+    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    assert f"Receipt for order {order.reference}" in page
+    assert all(d["status"] == 200 for d in fake_telegram.state.deliveries)

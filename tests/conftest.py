@@ -1,0 +1,83 @@
+import json
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+
+from botbridge.sandbox.server import FakeTelegram
+from tests.factories import CustomerFactory, ProductFactory, UserFactory
+
+TOKEN = "123456:test-token"
+SECRET = "test-webhook-secret"
+PROVIDER_TOKEN = "apay:test-provider-token"
+
+
+@pytest.fixture(scope="session")
+def _fake_server() -> Iterator[FakeTelegram]:
+    fake = FakeTelegram(TOKEN)
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_telegram(_fake_server, settings) -> Iterator[FakeTelegram]:
+    """The local Telegram on a real port, reset for each test; the bot is pointed at it."""
+    _fake_server.reset()
+    settings.TELEGRAM_API_URL = _fake_server.url
+    settings.TELEGRAM_BOT_TOKEN = TOKEN
+    settings.TELEGRAM_WEBHOOK_SECRET = SECRET
+    settings.TELEGRAM_PROVIDER_TOKEN = PROVIDER_TOKEN
+    settings.TELEGRAM_SANDBOX = True
+    yield _fake_server
+    _fake_server.transport = None
+
+
+class Webhook:
+    """Posts updates to the real webhook view, running on-commit work as a commit would."""
+
+    def __init__(self, client: Client, capture):
+        self.client = client
+        self.capture = capture
+        self.secret = SECRET
+
+    def post(self, body, *, secret: str | None = None, content_type: str = "application/json"):
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        headers = {"X-Telegram-Bot-Api-Secret-Token": self.secret if secret is None else secret}
+        with self.capture(execute=True):
+            return self.client.post(
+                "/telegram/webhook/", data=data, content_type=content_type, headers=headers
+            )
+
+
+@pytest.fixture
+def webhook(client, django_capture_on_commit_callbacks, fake_telegram) -> Webhook:
+    hook = Webhook(client, django_capture_on_commit_callbacks)
+
+    def transport(update):
+        return hook.post(update).status_code
+
+    # The fake Telegram delivers through the Django test client instead of HTTP.
+    fake_telegram.transport = transport
+    return hook
+
+
+@pytest.fixture
+def customer(db):
+    return CustomerFactory()
+
+
+@pytest.fixture
+def staff_user(db):
+    return UserFactory(username="support", is_superuser=True)
+
+
+@pytest.fixture
+def product(db):
+    return ProductFactory()
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client

@@ -70,8 +70,18 @@ open("{path}", "w").write("\\n".join(lines) + "\\n")
 def wrk(mode, args, offset, payloads, connections):
     path = "/healthz/" if mode == "noop" else "/telegram/webhook/"
     cmd = [
-        "wrk", "-t2", f"-c{connections}", f"-d{args.duration}s", "--latency", "-s", str(LUA),
-        f"http://127.0.0.1:{PORT}{path}", "--", str(offset), mode, payloads,
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{args.duration}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        f"http://127.0.0.1:{PORT}{path}",
+        "--",
+        str(offset),
+        mode,
+        payloads,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -93,7 +103,9 @@ def _ms(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=40)
@@ -121,12 +133,30 @@ def main():
     recreate_database(env)
     workdir = Path(tempfile.mkdtemp(prefix="webhook-bench-"))
     payloads = workdir / "payloads.txt"
-    run([sys.executable, "manage.py", "shell", "-c", SEED.format(orders=args.orders, path=payloads)], env)
+    run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            SEED.format(orders=args.orders, path=payloads),
+        ],
+        env,
+    )
 
     gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gunicorn")), "config.wsgi:application", "--bind", f"127.0.0.1:{PORT}",
-         "--workers", str(args.workers), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         for _ in range(50):
@@ -150,18 +180,31 @@ def main():
         fake.stop()
 
     summary = {
-        mode: {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+        mode: {
+            key: statistics.median(r[key] for r in runs)
+            for key in ("rps", "p50_ms", "p99_ms", "non_2xx")
+        }
         for mode, runs in results.items()
     }
     ratio = summary["updates"]["rps"] / summary["noop"]["rps"]
     print(json.dumps({"summary": summary, "runs": results}, indent=1))
     print()
-    print(f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; wrk 2 threads; "
-          f"{args.runs} runs x {args.duration}s; median")
-    print(f"no-op view        : {summary['noop']['rps']:8.0f} req/s  p50 {summary['noop']['p50_ms']:.1f} ms  p99 {summary['noop']['p99_ms']:.1f} ms")
-    print(f"webhook updates   : {summary['updates']['rps']:8.0f} upd/s  p50 {summary['updates']['p50_ms']:.1f} ms  p99 {summary['updates']['p99_ms']:.1f} ms  ({ratio:.0%} of no-op; target >= 40%)")
-    print(f"pre-checkout (40c): {summary['checkout']['rps']:8.0f} ans/s  p50 {summary['checkout']['p50_ms']:.1f} ms  p99 {summary['checkout']['p99_ms']:.1f} ms")
-    print(f"pre-checkout (2c) : {summary['checkout_light']['rps']:8.0f} ans/s  p50 {summary['checkout_light']['p50_ms']:.1f} ms  p99 {summary['checkout_light']['p99_ms']:.1f} ms  (target p99 < 100 ms)")
+    print(
+        f"machine: {os.cpu_count()} cores; gunicorn {args.workers} sync workers; wrk 2 threads; "
+        f"{args.runs} runs x {args.duration}s; median"
+    )
+    print(
+        f"no-op view        : {summary['noop']['rps']:8.0f} req/s  p50 {summary['noop']['p50_ms']:.1f} ms  p99 {summary['noop']['p99_ms']:.1f} ms"
+    )
+    print(
+        f"webhook updates   : {summary['updates']['rps']:8.0f} upd/s  p50 {summary['updates']['p50_ms']:.1f} ms  p99 {summary['updates']['p99_ms']:.1f} ms  ({ratio:.0%} of no-op; target >= 40%)"
+    )
+    print(
+        f"pre-checkout (40c): {summary['checkout']['rps']:8.0f} ans/s  p50 {summary['checkout']['p50_ms']:.1f} ms  p99 {summary['checkout']['p99_ms']:.1f} ms"
+    )
+    print(
+        f"pre-checkout (2c) : {summary['checkout_light']['rps']:8.0f} ans/s  p50 {summary['checkout_light']['p50_ms']:.1f} ms  p99 {summary['checkout_light']['p99_ms']:.1f} ms  (target p99 < 100 ms)"
+    )
     bad = sum(summary[m]["non_2xx"] for m in summary)
     if bad:
         print(f"WARNING: {bad} non-2xx answers (median per mode)")

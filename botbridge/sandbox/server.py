@@ -165,7 +165,9 @@ class FakeTelegram:
             raise ApiError(401, "Unauthorized")
         with self.lock:
             if self.record_calls:
-                self.state.calls.append({"method": method, "params": dict(params), "at": time.time()})
+                self.state.calls.append(
+                    {"method": method, "params": dict(params), "at": time.time()}
+                )
             failure = self._take_failure(method, params)
         if failure:
             raise ApiError(failure.error_code, failure.description, failure.retry_after)

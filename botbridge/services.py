@@ -33,7 +33,7 @@ def update_receive(*, payload: dict[str, Any]) -> tuple[TelegramUpdate, bool]:
                     payload=payload,
                 )
         except IntegrityError:
-            row = None
+            pass  # stored already: a redelivery, or the same update arriving in parallel
         # The lock makes a concurrent delivery of the same update wait, then see it handled.
         row = TelegramUpdate.objects.select_for_update().get(update_id=payload["update_id"])
         if row.status != TelegramUpdate.Status.RECEIVED:

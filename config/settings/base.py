@@ -114,8 +114,7 @@ LOGGING = {
 
 # --- Celery --------------------------------------------------------------------------------
 # No broker configured: tasks run in-process, so the embedded default needs no Redis.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or "memory://"
 CELERY_TASK_ALWAYS_EAGER = env.bool(
     "CELERY_TASK_ALWAYS_EAGER", default=CELERY_BROKER_URL == "memory://"
 )

@@ -3,12 +3,13 @@ from django.db.models import QuerySet
 
 from botbridge import outbox, services
 from botbridge.models import Message, TelegramUpdate
+from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from shop.errors import DomainError
 from shop.pagination import EstimatedCountPaginator
 
 
 @admin.register(TelegramUpdate)
-class TelegramUpdateAdmin(admin.ModelAdmin):
+class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["update_id", "kind", "status", "attempts", "received_at", "processed_at"]
     list_filter = ["status", "kind"]
     search_fields = ["=update_id"]
@@ -25,15 +26,6 @@ class TelegramUpdateAdmin(admin.ModelAdmin):
     actions = ["replay"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Replay selected failed updates", permissions=["view"])
     def replay(self, request, queryset: QuerySet[TelegramUpdate]):
@@ -59,7 +51,7 @@ class TelegramUpdateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "direction",
@@ -80,12 +72,6 @@ class MessageAdmin(admin.ModelAdmin):
     @admin.display(description="Text")
     def short_text(self, obj: Message) -> str:
         return obj.text[:80]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="Retry selected failed messages", permissions=["change"])
     def retry(self, request, queryset: QuerySet[Message]):

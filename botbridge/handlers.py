@@ -73,6 +73,11 @@ def _price(amount: int, currency: str) -> str:
     return money.format_amount(amount, currency)
 
 
+def _buy_button(lang: str, product, price: str) -> dict[str, str]:
+    label = text(lang, "buy_button", title=product.title, price=price)
+    return {"text": label, "callback_data": f"buy:{product.sku}"}
+
+
 # --- messages ---------------------------------------------------------------------------
 
 
@@ -122,16 +127,7 @@ def _cmd_start(customer: Customer, argument: str) -> None:
 def _show_product(customer: Customer, product) -> None:
     lang = customer.language
     price = _price(product.price, product.currency)
-    markup = bot.keyboard(
-        [
-            [
-                {
-                    "text": text(lang, "buy_button", title=product.title, price=price),
-                    "callback_data": f"buy:{product.sku}",
-                }
-            ]
-        ]
-    )
+    markup = bot.keyboard([[_buy_button(lang, product, price)]])
     _say(
         customer,
         "product_card",
@@ -173,14 +169,7 @@ def _send_catalog(customer: Customer, page: int) -> None:
                 description=product.description,
             )
         )
-        rows.append(
-            [
-                {
-                    "text": text(lang, "buy_button", title=product.title, price=price),
-                    "callback_data": f"buy:{product.sku}",
-                }
-            ]
-        )
+        rows.append([_buy_button(lang, product, price)])
     navigation = []
     if page > 1:
         navigation.append({"text": text(lang, "prev"), "callback_data": f"catalog:{page - 1}"})

@@ -2,6 +2,7 @@ from django.contrib import admin
 
 from payments.models import Dispute, LedgerEntry, Payment, Refund
 from shop import money
+from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from shop.pagination import EstimatedCountPaginator
 
 
@@ -12,7 +13,7 @@ class MoneyDisplayMixin:
 
 
 @admin.register(Payment)
-class PaymentAdmin(MoneyDisplayMixin, admin.ModelAdmin):
+class PaymentAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     list_display = [
         "telegram_payment_charge_id",
         "order",
@@ -38,15 +39,9 @@ class PaymentAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
 
-    def has_add_permission(self, request):
-        return False  # payments come from Telegram
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Refund)
-class RefundAdmin(MoneyDisplayMixin, admin.ModelAdmin):
+class RefundAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "payment",
@@ -67,12 +62,6 @@ class RefundAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     ]
     list_select_related = ["payment", "order", "author"]
     readonly_fields = [f.name for f in Refund._meta.fields if f.name != "id"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Dispute)
@@ -103,7 +92,7 @@ class DisputeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(MoneyDisplayMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Append-only: nothing is added, changed or deleted here; corrections are new entries."""
 
     list_display = [
@@ -125,12 +114,3 @@ class LedgerEntryAdmin(MoneyDisplayMixin, admin.ModelAdmin):
     list_select_related = ["customer", "order"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -83,7 +83,7 @@ def ledger_post(
 def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
     if order is None or order.customer_id != customer.pk:
         return Payment.Review.UNMATCHED
-    if order.is_paid or order.payments.filter(review_reason="").exists():
+    if order.is_paid:
         return Payment.Review.OVERPAYMENT
     if (amount, currency) != (order.total_amount, order.currency):
         return Payment.Review.AMOUNT_MISMATCH
@@ -416,11 +416,10 @@ def refund_record_external(
             return refund_complete(refund=pending, external_reference=telegram_payment_charge_id)
         refund = refund_request(
             payment=payment,
-            amount=min(amount, payment.refundable_amount) or amount,
+            amount=amount,
             reason=Refund.Reason.OTHER,
-            note="Refunded outside the back office (reported by Telegram).",
+            note=f"Refunded outside the back office (reported by Telegram).\n{raw}",
             source=Refund.Source.TELEGRAM,
             external_reference=telegram_payment_charge_id,
         )
-        Refund.objects.filter(pk=refund.pk).update(note=refund.note + f"\n{raw}")
         return refund_complete(refund=refund)

@@ -5,21 +5,15 @@ from botbridge.models import Message
 from payments.models import Dispute, Payment, Refund
 from shop import money
 from shop import services as shop_services
+from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from shop.errors import DomainError, IllegalTransition
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product, SupportRequest
 from shop.pagination import EstimatedCountPaginator
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
-    can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class DigitalItemInline(admin.TabularInline):
@@ -181,7 +175,7 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_display = [
         "reference",
         "customer",
@@ -229,14 +223,7 @@ class OrderAdmin(admin.ModelAdmin):
     # A million orders: no second COUNT(*) for "N total", and an estimated page count.
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    date_hierarchy = None
     actions = ["mark_shipped"]
-
-    def has_add_permission(self, request):
-        return False  # orders come from the bot
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # orders are records of money; they are cancelled, never deleted
 
     @admin.display(description="Total", ordering="total_amount")
     def total_display(self, obj: Order) -> str:
@@ -263,22 +250,13 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(admin.ModelAdmin):
+class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["created_at", "order", "kind", "message", "actor", "source"]
     list_filter = ["kind", "source"]
     search_fields = ["=order__reference", "message"]
     list_select_related = ["order", "actor"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(SupportRequest)

@@ -264,6 +264,20 @@ class OrderItem(models.Model):
     def __str__(self) -> str:
         return f"{self.quantity} × {self.title}"
 
+    @classmethod
+    def snapshot(cls, *, order: "Order", product: Product, quantity: int = 1) -> "OrderItem":
+        """An unsaved line that copies the product as it is now: later edits leave it alone."""
+        return cls(
+            order=order,
+            product=product,
+            sku=product.sku,
+            title=product.title,
+            kind=product.kind,
+            unit_price=product.price,
+            quantity=quantity,
+            currency=product.currency,
+        )
+
     @property
     def line_total(self) -> int:
         return self.unit_price * self.quantity

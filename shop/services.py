@@ -130,16 +130,7 @@ def order_create(*, customer: Customer, product: Product, quantity: int = 1) -> 
             continue
     else:  # pragma: no cover - 32^8 references make five collisions in a row unthinkable
         raise DomainError("Could not allocate an order reference.")
-    OrderItem.objects.create(
-        order=order,
-        product=product,
-        sku=product.sku,
-        title=product.title,
-        kind=product.kind,
-        unit_price=product.price,
-        quantity=quantity,
-        currency=product.currency,
-    )
+    OrderItem.snapshot(order=order, product=product, quantity=quantity).save()
     order_event_add(
         order=order,
         kind=OrderEvent.Kind.STATUS,

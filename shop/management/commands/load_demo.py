@@ -123,19 +123,19 @@ class Command(BaseCommand):
     def _catalog(self) -> dict[str, Product]:
         products = {}
         for sku, title, description, kind, price, currency, stock in CATALOG:
-            product, created = Product.objects.get_or_create(
-                sku=sku,
-                defaults=dict(
+            product = Product.objects.filter(sku=sku).first()
+            if product is None:
+                product = Product(
+                    sku=sku,
                     title=title,
                     description=description,
                     kind=kind,
                     price=price,
                     currency=currency,
                     stock=stock,
-                ),
-            )
-            if created:
+                )
                 product.full_clean()
+                product.save()
             products[sku] = product
         for sku, prefix in (
             ("ebook-django", "https://example.com/dl/ebook-"),
@@ -225,6 +225,7 @@ class Command(BaseCommand):
                 raw={"demo": True},
                 shipping_address=address,
             )
+        # Credit now rather than wait for a worker; the queued task then finds nothing to do.
         payment_services.payment_credit(payment_id=payment.pk)
         order.refresh_from_db()
         return order
@@ -286,19 +287,7 @@ class Command(BaseCommand):
                 )
             )
         Order.objects.bulk_create(orders)
-        OrderItem.objects.bulk_create(
-            OrderItem(
-                order=o,
-                product=product,
-                sku=product.sku,
-                title=product.title,
-                kind=product.kind,
-                unit_price=product.price,
-                quantity=1,
-                currency=product.currency,
-            )
-            for o in orders
-        )
+        OrderItem.objects.bulk_create(OrderItem.snapshot(order=o, product=product) for o in orders)
         OrderEvent.objects.bulk_create(
             OrderEvent(
                 order=o,

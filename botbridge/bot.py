@@ -18,13 +18,21 @@ CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 7
 
 
+_bots: dict[str, telebot.TeleBot] = {}
+
+
 def get_bot() -> telebot.TeleBot:
+    """The bot for the configured token, pointed at the configured Bot API server."""
     apihelper.API_URL = settings.TELEGRAM_API_URL + "/bot{0}/{1}"
     apihelper.CONNECT_TIMEOUT = CONNECT_TIMEOUT
     apihelper.READ_TIMEOUT = READ_TIMEOUT
     # Keep connections to the Bot API alive across calls in this thread.
     apihelper.SESSION_TIME_TO_LIVE = 600
-    return telebot.TeleBot(settings.TELEGRAM_BOT_TOKEN, threaded=False, parse_mode=None)
+    token = settings.TELEGRAM_BOT_TOKEN
+    if token not in _bots:
+        # Not threaded: a TeleBot used only to make calls keeps no per-call state.
+        _bots[token] = telebot.TeleBot(token, threaded=False, parse_mode=None)
+    return _bots[token]
 
 
 def keyboard(rows: list[list[dict[str, str]]]) -> dict[str, Any]:

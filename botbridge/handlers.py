@@ -25,7 +25,7 @@ from payments import services as payment_services
 from shop import money, selectors
 from shop import services as shop_services
 from shop.errors import DomainError
-from shop.models import Customer, Order
+from shop.models import Customer, Order, language_for
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,16 @@ def dispatch(row: TelegramUpdate) -> None:
     elif "shipping_query" in payload:
         _on_shipping(types.ShippingQuery.de_json(payload["shipping_query"]))
     # Other kinds are stored by the webhook and need nothing more.
+
+
+def is_urgent(payload: dict[str, Any]) -> bool:
+    """Handled inside the webhook request: Telegram waits on the answer, or it is a payment."""
+    if "pre_checkout_query" in payload or "shipping_query" in payload:
+        return True
+    message = payload.get("message")
+    return isinstance(message, dict) and (
+        "successful_payment" in message or "refunded_payment" in message
+    )
 
 
 def update_kind(payload: dict[str, Any]) -> str:
@@ -356,18 +366,20 @@ def _order_from_payload(payload: str | None) -> Order | None:
 
 
 def _on_pre_checkout(query: types.PreCheckoutQuery) -> None:
-    customer = _customer(query.from_user)
-    order = _order_from_payload(query.invoice_payload)
-    if order is None:
-        refusal = "invoice_invalid"
-    else:
-        refusal = shop_services.order_checkout(
-            order=order,
+    # Answered in the payer's own language; no customer row is needed to say no.
+    lang = language_for(query.from_user.language_code)
+    reference = payload_reference(query.invoice_payload)
+    refusal = (
+        shop_services.order_checkout(
+            reference=reference,
             telegram_id=query.from_user.id,
             currency=query.currency,
             total_amount=query.total_amount,
         )
-    error_message = text(customer.language, f"err_{refusal}") if refusal else None
+        if reference
+        else "invoice_invalid"
+    )
+    error_message = text(lang, f"err_{refusal}") if refusal else None
 
     def answer() -> None:
         bot.get_bot().answer_pre_checkout_query(

@@ -14,6 +14,9 @@ class TelegramUpdate(models.Model):
 
     update_id = models.BigIntegerField(unique=True)
     kind = models.CharField(max_length=32, help_text="message, callback_query, pre_checkout_query…")
+    lane = models.PositiveSmallIntegerField(
+        default=0, help_text="Worker lane (chat id modulo TELEGRAM_UPDATE_LANES)."
+    )
     payload = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     error = models.TextField(blank=True)
@@ -28,6 +31,11 @@ class TelegramUpdate(models.Model):
                 fields=["received_at"],
                 condition=Q(status="failed"),
                 name="botbridge_update_failed",
+            ),
+            models.Index(
+                fields=["lane", "update_id"],
+                condition=Q(status="received"),
+                name="botbridge_update_waiting",
             ),
         ]
 

@@ -10,6 +10,8 @@ import time
 
 from django.conf import settings
 
+from botbridge import shared_redis
+
 
 def _limits() -> tuple[float, int, float, int]:
     """(global rate/s, global burst, per-chat rate/s, per-chat burst), from settings."""
@@ -75,14 +77,7 @@ class _LocalBuckets:
 
 
 _local = _LocalBuckets()
-_script = None
-
-
-def _redis_url() -> str | None:
-    url = getattr(settings, "TELEGRAM_RATE_LIMIT_REDIS_URL", "") or settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
-        return None
-    return url
+_scripts: dict[int, object] = {}
 
 
 def acquire(chat_id: int) -> float:
@@ -90,14 +85,12 @@ def acquire(chat_id: int) -> float:
     keys = ["tg:rate:global", f"tg:rate:chat:{chat_id}"]
     global_rate, global_burst, chat_rate, chat_burst = _limits()
     limits = [(global_rate, global_burst), (chat_rate, chat_burst)]
-    url = _redis_url()
-    if url is None:
+    client = shared_redis.client()
+    if client is None:
         return _local.acquire(keys, limits)
-    global _script
-    if _script is None:
-        import redis
-
-        _script = redis.Redis.from_url(url).register_script(_LUA)
+    script = _scripts.get(id(client))
+    if script is None:
+        script = _scripts[id(client)] = client.register_script(_LUA)
     now_ms = int(time.time() * 1000)
-    wait_ms = _script(keys=keys, args=[now_ms, global_rate, global_burst, chat_rate, chat_burst])
+    wait_ms = script(keys=keys, args=[now_ms, global_rate, global_burst, chat_rate, chat_burst])
     return int(wait_ms) / 1000

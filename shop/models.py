@@ -88,6 +88,11 @@ class DigitalItem(models.Model):
         return f"{self.product.sku} item #{self.pk}"
 
 
+def language_for(language_code: str | None) -> str:
+    """The bot speaks Russian to Russian-language users and English to everyone else."""
+    return "ru" if (language_code or "").lower().startswith("ru") else "en"
+
+
 class Customer(models.Model):
     telegram_id = models.BigIntegerField("Telegram user id", unique=True)
     username = models.CharField(max_length=64, blank=True)
@@ -124,8 +129,7 @@ class Customer(models.Model):
 
     @property
     def language(self) -> str:
-        """The bot speaks Russian to Russian-language users and English to everyone else."""
-        return "ru" if (self.language_code or "").lower().startswith("ru") else "en"
+        return language_for(self.language_code)
 
     def has_accepted_terms(self, version: str) -> bool:
         return self.terms_accepted_at is not None and self.terms_version == version

@@ -204,26 +204,41 @@ class _OutOfStock(Exception):
 
 def order_reserve_stock(*, order: Order) -> bool:
     """Take the order's units out of stock, once; False (and nothing taken) when any ran out."""
-    try:
-        with transaction.atomic():
-            locked = Order.objects.select_for_update().get(pk=order.pk)
-            if locked.stock_reserved:
-                return True
-            for item in locked.items.all():
-                product = Product.objects.filter(pk=item.product_id)
-                if product.filter(stock__isnull=True).exists():
-                    continue
-                # A conditional UPDATE: two buyers of the last unit cannot both get it.
-                taken = product.filter(stock__gte=item.quantity).update(
-                    stock=F("stock") - item.quantity
-                )
-                if not taken:
-                    raise _OutOfStock
-            locked.stock_reserved = True
-            locked.save(update_fields=["stock_reserved", "updated_at"])
-    except _OutOfStock:
-        return False
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        reserved = _reserve_locked(locked, list(locked.items.select_related("product")))
+    if reserved:
+        order.stock_reserved = True
+    return reserved
+
+
+def _stock_take(item: OrderItem) -> bool:
+    # A conditional UPDATE: two buyers of the last unit cannot both get it.
+    taken = Product.objects.filter(pk=item.product_id, stock__gte=item.quantity).update(
+        stock=F("stock") - item.quantity
+    )
+    return bool(taken)
+
+
+def _reserve_locked(order: Order, items: list[OrderItem]) -> bool:
+    """Reserve for an order the caller holds locked; items come with their products."""
+    if order.stock_reserved:
+        return True
+    # Unlimited products (stock NULL) are not written to, so they never serialise buyers.
+    limited = [item for item in items if item.product.stock is not None]
+    if len(limited) == 1:
+        if not _stock_take(limited[0]):
+            return False
+    elif limited:
+        try:
+            with transaction.atomic():  # one stock ran out: give back what was taken
+                for item in limited:
+                    if not _stock_take(item):
+                        raise _OutOfStock
+        except _OutOfStock:
+            return False
     order.stock_reserved = True
+    order.save(update_fields=["stock_reserved", "updated_at"])
     return True
 
 
@@ -270,14 +285,21 @@ def support_request_create(*, customer: Customer, text: str) -> SupportRequest:
 
 
 def order_checkout(
-    *, order: Order, telegram_id: int, currency: str, total_amount: int
+    *, reference: str, telegram_id: int, currency: str, total_amount: int
 ) -> str | None:
     """Decide Telegram's pre-checkout question: None to accept (stock now reserved), or why not.
 
     Asked again for the same order it answers the same way: the reservation is taken once.
     """
     with transaction.atomic():
-        order = Order.objects.select_for_update().select_related("customer").get(pk=order.pk)
+        order = (
+            Order.objects.select_for_update(of=("self",))
+            .select_related("customer")
+            .filter(reference=reference)
+            .first()
+        )
+        if order is None:
+            return "invoice_invalid"
         customer = order.customer
         if customer.telegram_id != telegram_id:
             return "not_your_order"
@@ -289,9 +311,10 @@ def order_checkout(
             return "order_closed"
         if (currency, total_amount) != (order.currency, order.total_amount):
             return "amount"
-        if order.items.filter(product__is_active=False).exists():
+        items = list(order.items.select_related("product"))
+        if any(not item.product.is_active for item in items):
             return "inactive"
-        if not order_reserve_stock(order=order):
+        if not _reserve_locked(order, items):
             return "out_of_stock"
     return None
 

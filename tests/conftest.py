@@ -12,6 +12,16 @@ SECRET = "test-webhook-secret"
 PROVIDER_TOKEN = "apay:test-provider-token"
 
 
+@pytest.fixture(autouse=True)
+def _idle_update_lanes():
+    """In-process lane flags (tasks eager) start idle in every test."""
+    from botbridge import lanes
+
+    lanes._local_flags.clear()
+    yield
+    lanes._local_flags.clear()
+
+
 @pytest.fixture(scope="session")
 def _fake_server() -> Iterator[FakeTelegram]:
     fake = FakeTelegram(TOKEN)

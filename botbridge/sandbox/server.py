@@ -589,8 +589,7 @@ class FakeTelegram:
 
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
         """Start serving in a daemon thread; port 0 picks a free one (see `.url`)."""
-        self.httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), _handler_for(self))
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
         return self.httpd
 
@@ -604,6 +603,13 @@ class FakeTelegram:
         if self.httpd:
             self.httpd.shutdown()
             self.httpd.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of bot connections would see SYNs
+    # dropped and retried a second later, which is not how Telegram behaves.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 def _handler_for(fake: FakeTelegram):

@@ -124,7 +124,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"botbridge.*": {"queue": "telegram"}}
+# Outbound Telegram calls wait on Telegram's rate limits: they get a queue of their own, so
+# crediting and the handling of inbound updates never queue up behind them.
+CELERY_TASK_ROUTES = {"botbridge.message_send": {"queue": "telegram"}}
 CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
@@ -134,6 +136,18 @@ CELERY_BEAT_SCHEDULE = {
     "orders-expire-stale-invoices": {
         "task": "shop.order_expire_stale",
         "schedule": timedelta(minutes=15),
+    },
+    "updates-requeue-stale": {
+        "task": "botbridge.update_requeue_stale",
+        "schedule": timedelta(minutes=1),
+    },
+    "outbox-requeue-due": {
+        "task": "botbridge.message_requeue_due",
+        "schedule": timedelta(minutes=1),
+    },
+    "outbox-sweep-stale": {
+        "task": "botbridge.message_sweep_stale",
+        "schedule": timedelta(minutes=5),
     },
 }
 
@@ -158,6 +172,13 @@ if TELEGRAM_SANDBOX:
 TELEGRAM_RATE_GLOBAL = env.int("TELEGRAM_RATE_GLOBAL", default=30)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
 TELEGRAM_RATE_CHAT_BURST = env.int("TELEGRAM_RATE_CHAT_BURST", default=3)
+# Commands, text and buttons are handled by a worker after the webhook stored them; with
+# tasks in-process (the embedded default) they are handled inside the webhook request.
+TELEGRAM_HANDLE_IN_WORKER = env.bool(
+    "TELEGRAM_HANDLE_IN_WORKER", default=not CELERY_TASK_ALWAYS_EAGER
+)
+# How many workers may handle stored updates at once (one customer's always in order).
+TELEGRAM_UPDATE_LANES = env.int("TELEGRAM_UPDATE_LANES", default=8)
 
 # Terms shown before the first invoice; bump the version to ask everyone again.
 SHOP_TERMS_VERSION = env("SHOP_TERMS_VERSION", default="2026-11-01")

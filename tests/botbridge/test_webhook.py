@@ -3,6 +3,7 @@ import threading
 
 import pytest
 from django.db import OperationalError, close_old_connections
+from django.utils import timezone
 
 from botbridge import handlers, services
 from botbridge.models import Message, TelegramUpdate
@@ -154,16 +155,98 @@ def test_replay_refuses_an_update_that_did_not_fail(webhook):
 def test_database_unavailable_answers_503_so_telegram_redelivers(
     webhook, fake_telegram, monkeypatch
 ):
+    def unavailable(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(services, "_insert", unavailable)
+    assert webhook.post(text_update(50)).status_code == 503
+    monkeypatch.undo()
+    assert not TelegramUpdate.objects.exists()
+
+    assert webhook.post(text_update(50)).status_code == 200
+    assert TelegramUpdate.objects.get(update_id=50).status == "processed"
+    assert len(fake_telegram.calls("sendMessage")) == 1
+
+
+def test_database_failing_while_handling_in_the_request_answers_503(
+    webhook, fake_telegram, invoiced_order, monkeypatch
+):
     def unavailable(row):
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(handlers, "dispatch", unavailable)
-    assert webhook.post(text_update(50)).status_code == 503
-    assert not TelegramUpdate.objects.exists()
+    fake_telegram.state.queries["q503"] = {"kind": "pre_checkout", "answer": None}
+    update = {
+        "update_id": 51,
+        "pre_checkout_query": {
+            "id": "q503",
+            "from": {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"},
+            "currency": "USD",
+            "total_amount": invoiced_order.total_amount,
+            "invoice_payload": payload_sign(invoiced_order.reference),
+        },
+    }
+    assert webhook.post(update).status_code == 503
+    assert not TelegramUpdate.objects.exists()  # nothing kept: the redelivery starts afresh
 
     monkeypatch.undo()
-    assert webhook.post(text_update(50)).status_code == 200
-    assert TelegramUpdate.objects.get(update_id=50).status == "processed"
+    assert webhook.post(update).status_code == 200
+    assert fake_telegram.state.queries["q503"]["answer"]["ok"] is True
+
+
+def test_a_transient_failure_in_the_worker_leaves_the_update_for_the_requeue(
+    webhook, fake_telegram, monkeypatch
+):
+    def unavailable(row):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(handlers, "dispatch", unavailable)
+    # Stored and answered 200: Telegram will not deliver it again, so it must not be lost.
+    assert webhook.post(text_update(52)).status_code == 200
+    monkeypatch.undo()
+    row = TelegramUpdate.objects.get(update_id=52)
+    assert row.status == "received"
+
+    # Not yet due: a young row may still be on its way through the queue.
+    with webhook.capture(execute=True):
+        assert services.update_requeue_stale() == 0
+    TelegramUpdate.objects.filter(pk=row.pk).update(
+        received_at=timezone.now() - services.REQUEUE_AFTER
+    )
+    with webhook.capture(execute=True):
+        assert services.update_requeue_stale() == 1
+    row.refresh_from_db()
+    assert row.status == "processed"
+    assert len(fake_telegram.calls("sendMessage")) == 1
+    # Handled once: a late copy of the lost task finds it done.
+    services.update_process(update_id=52)
+    assert len(fake_telegram.calls("sendMessage")) == 1
+
+
+def test_broker_down_still_answers_200_and_keeps_the_update(webhook, fake_telegram, monkeypatch):
+    from botbridge import tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    monkeypatch.setattr(tasks.updates_drain, "delay", broker_down)
+    assert webhook.post(text_update(53)).status_code == 200
+    assert TelegramUpdate.objects.get(update_id=53).status == "received"
+
+
+def test_in_request_handling_when_no_worker_runs(webhook, fake_telegram, settings, monkeypatch):
+    """The embedded default (tasks in-process): every update is handled in the request."""
+    settings.TELEGRAM_HANDLE_IN_WORKER = False
+
+    def unavailable(row):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(handlers, "dispatch", unavailable)
+    assert webhook.post(text_update(54)).status_code == 503
+    assert not TelegramUpdate.objects.exists()
+    monkeypatch.undo()
+    assert webhook.post(text_update(54)).status_code == 200
+    assert TelegramUpdate.objects.get(update_id=54).status == "processed"
     assert len(fake_telegram.calls("sendMessage")) == 1
 
 

@@ -223,7 +223,9 @@ def main():
     if "noop" in summary and "updates" in summary:
         # Each run's pair was measured back to back: the ratio per run is robust to the
         # machine's drift between runs; its median is the figure.
-        ratios = [u["rps"] / n["rps"] for u, n in zip(results["updates"], results["noop"])]
+        ratios = [
+            u["rps"] / n["rps"] for u, n in zip(results["updates"], results["noop"], strict=True)
+        ]
         print(
             f"webhook throughput = {statistics.median(ratios):.0%} of the no-op view, median "
             f"of runs {', '.join(f'{r:.0%}' for r in ratios)} (target >= 40%)"

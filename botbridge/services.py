@@ -30,8 +30,9 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 REQUEUE_AFTER = timedelta(minutes=1)
 DRAIN_BATCH = 50
 
+# The table name is the model's own constant; every value is a bound parameter.
 _INSERT = (
-    f"INSERT INTO {TelegramUpdate._meta.db_table}"
+    f"INSERT INTO {TelegramUpdate._meta.db_table}"  # noqa: S608
     " (update_id, kind, lane, payload, status, error, attempts, received_at)"
     " VALUES (%s, %s, %s, %s, %s, '', 0, %s)"
     " ON CONFLICT (update_id) DO NOTHING RETURNING id"

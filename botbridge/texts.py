@@ -151,6 +151,30 @@ STATUS_NAMES = {
 }
 
 
+REFUND_REASONS = {
+    "en": {
+        "customer_request": "at your request",
+        "not_delivered": "the order was not delivered",
+        "defective": "the item was defective or not as described",
+        "duplicate": "duplicate payment",
+        "fraud": "the payment could not be accepted",
+        "other": "see our message from support",
+    },
+    "ru": {
+        "customer_request": "по вашей просьбе",
+        "not_delivered": "заказ не был доставлен",
+        "defective": "товар с дефектом или не соответствует описанию",
+        "duplicate": "повторный платёж",
+        "fraud": "платёж не может быть принят",
+        "other": "подробности в сообщении поддержки",
+    },
+}
+
+
+def refund_reason(language: str, reason: str) -> str:
+    return REFUND_REASONS.get(language, REFUND_REASONS["en"]).get(reason, reason)
+
+
 def text(language: str, key: str, **values: object) -> str:
     table = TEXTS.get(language, TEXTS["en"])
     return table[key].format(**values)

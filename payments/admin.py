@@ -1,8 +1,17 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 
+from payments import disputes, forms
+from payments import services as payment_services
+from payments.admin_steps import StepsAdminMixin
+from payments.evidence import evidence_pack
 from payments.models import Dispute, LedgerEntry, Payment, Refund
 from shop import money
 from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from shop.errors import DomainError
 from shop.pagination import EstimatedCountPaginator
 
 
@@ -13,7 +22,7 @@ class MoneyDisplayMixin:
 
 
 @admin.register(Payment)
-class PaymentAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class PaymentAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     list_display = [
         "telegram_payment_charge_id",
         "order",
@@ -38,10 +47,67 @@ class PaymentAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     readonly_fields = [f.name for f in Payment._meta.fields if f.name != "id"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+    step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
+
+    def steps_for(self, request, obj):
+        steps = []
+        if request.user.has_perm("payments.add_refund") and obj.refundable_amount > 0:
+            steps.append({"label": "Record refund", "url": self.step_url(obj, "refund")})
+        if request.user.has_perm("payments.add_dispute"):
+            steps.append({"label": "Open dispute", "url": self.step_url(obj, "dispute")})
+        return steps
+
+    def refund_view(self, request, object_id):
+        payment = get_object_or_404(Payment, pk=object_id)
+
+        def act(data):
+            refund = payment_services.refund_create(
+                payment=payment,
+                amount=data["amount"],
+                reason=data["reason"],
+                note=data["note"],
+                author=request.user,
+            )
+            how = (
+                "Telegram is refunding the Stars now."
+                if refund.currency == money.STARS
+                else "Make the refund at A-Pay, then confirm it here with A-Pay's reference."
+            )
+            return f"Refund #{refund.pk} of {money.format_amount(refund.amount, refund.currency)} recorded. {how}"
+
+        return self.run_step(
+            request,
+            payment,
+            permission="payments.add_refund",
+            title=f"Record a refund on {payment}",
+            form_class=forms.RefundForm,
+            form_kwargs={"payment": payment},
+            act=act,
+            submit_label="Record refund",
+        )
+
+    def dispute_view(self, request, object_id):
+        payment = get_object_or_404(Payment, pk=object_id)
+
+        def act(data):
+            dispute = disputes.dispute_open(payment=payment, actor=request.user, **data)
+            return f"Dispute #{dispute.pk} opened."
+
+        return self.run_step(
+            request,
+            payment,
+            permission="payments.add_dispute",
+            title=f"Open a dispute on {payment}",
+            intro="From the provider's dispute or chargeback notice.",
+            form_class=forms.DisputeOpenForm,
+            form_kwargs={"payment": payment},
+            act=act,
+            submit_label="Open dispute",
+        )
 
 
 @admin.register(Refund)
-class RefundAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class RefundAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "payment",
@@ -53,6 +119,7 @@ class RefundAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
         "author",
         "created_at",
         "completed_at",
+        "short_error",
     ]
     list_filter = ["status", "reason", "source", "currency"]
     search_fields = [
@@ -62,10 +129,69 @@ class RefundAdmin(RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     ]
     list_select_related = ["payment", "order", "author"]
     readonly_fields = [f.name for f in Refund._meta.fields if f.name != "id"]
+    actions = ["retry", "cancel"]
+    step_views = (("confirm", "confirm_view"),)
+
+    @admin.display(description="Error")
+    def short_error(self, obj: Refund) -> str:
+        return obj.error[:80]
+
+    def steps_for(self, request, obj):
+        if (
+            obj.status == Refund.Status.PENDING
+            and obj.currency != money.STARS
+            and request.user.has_perm("payments.change_refund")
+        ):
+            return [{"label": "Confirm refund made", "url": self.step_url(obj, "confirm")}]
+        return []
+
+    def confirm_view(self, request, object_id):
+        refund = get_object_or_404(Refund, pk=object_id)
+
+        def act(data):
+            payment_services.refund_confirm(
+                refund=refund, external_reference=data["external_reference"], actor=request.user
+            )
+            return f"Refund #{refund.pk} completed; the customer is told in Telegram."
+
+        return self.run_step(
+            request,
+            refund,
+            permission="payments.change_refund",
+            title=f"Confirm refund #{refund.pk} was made at A-Pay",
+            intro=(
+                f"{money.format_amount(refund.amount, refund.currency)} on payment "
+                f"{refund.payment.telegram_payment_charge_id}."
+            ),
+            form_class=forms.RefundConfirmForm,
+            act=act,
+            submit_label="Confirm refund",
+        )
+
+    def _each(self, request, queryset, service, done_text):
+        done = 0
+        for refund in queryset:
+            try:
+                service(refund=refund, actor=request.user)
+                done += 1
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+        if done:
+            self.message_user(request, f"{done_text} {done} refund(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected failed refunds", permissions=["change"])
+    def retry(self, request, queryset: QuerySet[Refund]):
+        self._each(request, queryset, payment_services.refund_retry, "Retrying")
+
+    @admin.action(description="Cancel selected refunds (not made)", permissions=["change"])
+    def cancel(self, request, queryset: QuerySet[Refund]):
+        self._each(request, queryset, payment_services.refund_cancel, "Cancelled")
 
 
 @admin.register(Dispute)
-class DisputeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
+class DisputeAdmin(StepsAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+    """A queue: soonest evidence deadline first, with the time left."""
+
     list_display = [
         "pk",
         "payment",
@@ -74,21 +200,139 @@ class DisputeAdmin(MoneyDisplayMixin, admin.ModelAdmin):
         "reason",
         "status",
         "evidence_due_by",
+        "time_left",
         "assignee",
+        "is_due_soon",
         "is_overdue",
     ]
-    list_filter = ["status", "reason", "is_due_soon", "is_overdue"]
+    list_filter = ["status", "reason", "is_due_soon", "is_overdue", "assignee"]
     search_fields = [
         "=payment__telegram_payment_charge_id",
         "=order__reference",
         "provider_reference",
     ]
     list_select_related = ["payment", "order", "assignee"]
-    raw_id_fields = ["payment", "order"]
-    ordering = ["evidence_due_by"]
+    ordering = ["evidence_due_by", "id"]
+    fields = [
+        "payment",
+        "order",
+        "status",
+        "reason",
+        "amount",
+        "fee",
+        "currency",
+        "provider_reference",
+        "opened_at",
+        "evidence_due_by",
+        "evidence_submitted_at",
+        "resolved_at",
+        "assignee",
+        "notes",
+        "is_due_soon",
+        "is_overdue",
+        "reminded_at",
+    ]
+    readonly_fields = [f for f in fields if f not in ("assignee", "notes", "evidence_due_by")]
+    step_views = (
+        ("evidence", "evidence_view"),
+        ("submit-evidence", "submit_evidence_view"),
+        ("win", "win_view"),
+        ("lose", "lose_view"),
+        ("accept", "accept_view"),
+    )
+
+    @admin.display(description="Time left", ordering="evidence_due_by")
+    def time_left(self, obj: Dispute) -> str:
+        return disputes.time_left(obj)
+
+    def has_add_permission(self, request):
+        return False  # opened from the payment, with its amount checked
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def steps_for(self, request, obj):
+        steps = []
+        if request.user.has_perm("payments.view_dispute"):
+            steps.append({"label": "Download evidence pack", "url": self.step_url(obj, "evidence")})
+        if not request.user.has_perm("payments.change_dispute"):
+            return steps
+        if obj.status == Dispute.Status.OPEN:
+            steps.append({"label": "Submit evidence", "url": self.step_url(obj, "submit-evidence")})
+        if obj.is_open:
+            steps += [
+                {"label": "Won", "url": self.step_url(obj, "win")},
+                {"label": "Lost", "url": self.step_url(obj, "lose")},
+                {"label": "Accept chargeback", "url": self.step_url(obj, "accept")},
+            ]
+        return steps
+
+    def evidence_view(self, request, object_id):
+        if not request.user.has_perm("payments.view_dispute"):
+            raise PermissionDenied
+        dispute = get_object_or_404(
+            Dispute.objects.select_related("payment__customer"), pk=object_id
+        )
+        name, content = evidence_pack(dispute)
+        response = HttpResponse(content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def _step(self, request, object_id, *, title, service, submit_label, chargeback=False):
+        dispute = get_object_or_404(Dispute, pk=object_id)
+
+        def act(data):
+            done = service(dispute=dispute, actor=request.user, **data)
+            return f"Dispute #{done.pk} is now {done.get_status_display().lower()}."
+
+        return self.run_step(
+            request,
+            dispute,
+            permission="payments.change_dispute",
+            title=f"{title}: dispute #{dispute.pk}",
+            intro=(
+                f"{money.format_amount(dispute.amount, dispute.currency)}, "
+                f"{dispute.get_reason_display()}, status {dispute.get_status_display().lower()}."
+            ),
+            form_class=forms.ChargebackForm if chargeback else forms.DisputeStepForm,
+            form_kwargs={"currency": dispute.currency} if chargeback else {},
+            act=act,
+            submit_label=submit_label,
+        )
+
+    def submit_evidence_view(self, request, object_id):
+        return self._step(
+            request,
+            object_id,
+            title="Evidence submitted",
+            service=disputes.dispute_submit_evidence,
+            submit_label="Mark evidence submitted",
+        )
+
+    def win_view(self, request, object_id):
+        return self._step(
+            request, object_id, title="Won", service=disputes.dispute_win, submit_label="Mark won"
+        )
+
+    def lose_view(self, request, object_id):
+        return self._step(
+            request,
+            object_id,
+            title="Lost",
+            service=disputes.dispute_lose,
+            submit_label="Mark lost and book the chargeback",
+            chargeback=True,
+        )
+
+    def accept_view(self, request, object_id):
+        return self._step(
+            request,
+            object_id,
+            title="Accept the chargeback",
+            service=disputes.dispute_accept,
+            submit_label="Accept and book the chargeback",
+            chargeback=True,
+        )
 
 
 @admin.register(LedgerEntry)

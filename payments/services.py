@@ -23,6 +23,10 @@ from shop.services import (
 logger = logging.getLogger(__name__)
 
 
+class RetryLater(Exception):
+    """A call to Telegram should be made again later (flood wait, server error)."""
+
+
 class LedgerConflict(DomainError):
     code = "ledger_conflict"
 
@@ -296,6 +300,10 @@ def refund_request(
             raise DomainError("Telegram Stars payments are refunded whole.", code="stars_partial")
         if payment.disputes.filter(status__in=Dispute.OPEN_STATUSES).exists():
             raise DomainError("This payment has an open dispute.", code="disputed")
+        if payment.disputes.filter(
+            status__in=(Dispute.Status.LOST, Dispute.Status.ACCEPTED)
+        ).exists():
+            raise DomainError("This payment was charged back.", code="charged_back")
         Payment.objects.filter(pk=payment.pk).update(refunded_amount=F("refunded_amount") + amount)
         refund = Refund.objects.create(
             payment=payment,
@@ -348,33 +356,15 @@ def refund_complete(
             memo=f"Refund #{refund.pk}",
             created_by=actor,
         )
-        purchased = -(
-            payment.ledger_entries.filter(kind=LedgerEntry.Kind.PURCHASE).aggregate(
-                t=Sum("amount")
-            )["t"]
-            or 0
+        purchase_reversal_post(
+            payment=payment,
+            amount=refund.amount,
+            idempotency_key=f"refund:{refund.pk}:purchase-reversal",
+            memo=f"Purchase reversed by refund #{refund.pk}",
+            refund=refund,
+            created_by=actor,
         )
-        reversed_already = (
-            payment.ledger_entries.filter(
-                kind=LedgerEntry.Kind.ADJUSTMENT, refund__isnull=False
-            ).aggregate(t=Sum("amount"))["t"]
-            or 0
-        )
-        reversal = min(refund.amount, purchased - reversed_already)
-        if reversal > 0:
-            # The goods were paid for out of the credit; give that part back before refunding.
-            ledger_post(
-                customer=payment.customer,
-                kind=LedgerEntry.Kind.ADJUSTMENT,
-                amount=reversal,
-                currency=refund.currency,
-                idempotency_key=f"refund:{refund.pk}:purchase-reversal",
-                order=refund.order,
-                payment=payment,
-                refund=refund,
-                memo=f"Purchase reversed by refund #{refund.pk}",
-                created_by=actor,
-            )
+        _refund_notice(refund=refund, payment=payment)
         order = refund.order
         if order is not None:
             target = _refund_target_status(payment)
@@ -423,3 +413,191 @@ def refund_record_external(
             external_reference=telegram_payment_charge_id,
         )
         return refund_complete(refund=refund)
+
+
+def purchase_reversal_post(
+    *,
+    payment: Payment,
+    amount: int,
+    idempotency_key: str,
+    memo: str,
+    refund: Refund | None = None,
+    dispute: Dispute | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> None:
+    """Money leaving (a refund, a chargeback) first gives back the purchase it paid for.
+
+    The credit was spent on the goods (purchase entries); without this adjustment taking the
+    money back would leave the customer's balance negative. Never reverses more than was
+    purchased, across all refunds and chargebacks of the payment.
+    """
+    entries = payment.ledger_entries
+    purchased = -(
+        entries.filter(kind=LedgerEntry.Kind.PURCHASE).aggregate(t=Sum("amount"))["t"] or 0
+    )
+    reversed_already = (
+        entries.filter(kind=LedgerEntry.Kind.ADJUSTMENT)
+        .exclude(refund__isnull=True, dispute__isnull=True)
+        .aggregate(t=Sum("amount"))["t"]
+        or 0
+    )
+    reversal = min(amount, purchased - reversed_already)
+    if reversal > 0:
+        ledger_post(
+            customer=payment.customer,
+            kind=LedgerEntry.Kind.ADJUSTMENT,
+            amount=reversal,
+            currency=payment.currency,
+            idempotency_key=idempotency_key,
+            order=payment.order,
+            payment=payment,
+            refund=refund,
+            dispute=dispute,
+            memo=memo,
+            created_by=created_by,
+        )
+
+
+def _refund_notice(*, refund: Refund, payment: Payment) -> None:
+    """Tell the customer, in their language, once per refund."""
+    from botbridge.texts import refund_reason, text
+
+    customer = payment.customer
+    lang = customer.language
+    amount = money.format_amount(refund.amount, refund.currency)
+    reference = refund.order.reference if refund.order_id else payment.telegram_payment_charge_id
+    if refund.currency == money.STARS:
+        body = text(lang, "refund_note_stars", amount=amount, reference=reference)
+    else:
+        reason = refund_reason(lang, refund.reason)
+        body = text(lang, "refund_note", amount=amount, reference=reference, reason=reason)
+    outbox.message_queue(
+        customer=customer, text=body, order=refund.order, dedupe_key=f"refund:{refund.pk}:notice"
+    )
+
+
+def refund_create(
+    *,
+    payment: Payment,
+    amount: int,
+    reason: str,
+    note: str = "",
+    author: AbstractBaseUser | None = None,
+) -> Refund:
+    """Staff record a refund. Stars are refunded by the worker through refundStarPayment;
+    A-Pay has no refund API, so the refund waits for staff to confirm they made it there."""
+    refund = refund_request(payment=payment, amount=amount, reason=reason, note=note, author=author)
+    if refund.currency == money.STARS:
+        from payments import tasks
+
+        transaction.on_commit(lambda: tasks.refund_stars.delay(refund.pk))
+    return refund
+
+
+def refund_confirm(
+    *, refund: Refund, external_reference: str, actor: AbstractBaseUser | None = None
+) -> Refund:
+    """Staff confirm an A-Pay refund they made at the provider, with its reference."""
+    external_reference = (external_reference or "").strip()
+    if not external_reference:
+        raise DomainError("Enter the provider's reference for this refund.", code="no_reference")
+    if refund.currency == money.STARS:
+        raise DomainError("Stars refunds are made and confirmed by Telegram.", code="stars")
+    return refund_complete(refund=refund, external_reference=external_reference, actor=actor)
+
+
+def refund_fail(*, refund: Refund, error: str) -> Refund:
+    """The refund could not be made: kept visible with its error, its amount still held."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.status != Refund.Status.PENDING:
+            return refund
+        refund.status = Refund.Status.FAILED
+        refund.error = error[:2000]
+        refund.save(update_fields=["status", "error"])
+        if refund.order_id:
+            order_event_add(
+                order=refund.order,
+                kind=OrderEvent.Kind.REFUND,
+                message=f"Refund #{refund.pk} failed: {error}"[:255],
+                data={"refund_id": refund.pk},
+            )
+    return refund
+
+
+def refund_retry(*, refund: Refund, actor: AbstractBaseUser | None = None) -> Refund:
+    """Staff try a failed refund again."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.status != Refund.Status.FAILED:
+            raise DomainError(f"Refund #{refund.pk} is {refund.status}, not failed.", "not_failed")
+        refund.status = Refund.Status.PENDING
+        refund.save(update_fields=["status"])
+        if refund.order_id:
+            order_event_add(
+                order=refund.order,
+                kind=OrderEvent.Kind.REFUND,
+                message=f"Refund #{refund.pk} retried",
+                actor=actor,
+                data={"refund_id": refund.pk},
+            )
+        if refund.currency == money.STARS:
+            from payments import tasks
+
+            transaction.on_commit(lambda: tasks.refund_stars.delay(refund.pk))
+    return refund
+
+
+def refund_cancel(*, refund: Refund, actor: AbstractBaseUser | None = None) -> Refund:
+    """Staff give up on a refund that was not made: its amount is refundable again."""
+    with transaction.atomic():
+        refund = Refund.objects.select_for_update().get(pk=refund.pk)
+        if refund.status not in (Refund.Status.PENDING, Refund.Status.FAILED):
+            raise DomainError(f"Refund #{refund.pk} is {refund.status}.", code="final")
+        if refund.currency == money.STARS and refund.status == Refund.Status.PENDING:
+            raise DomainError(
+                "A pending Stars refund may be in flight at Telegram; wait for its outcome.",
+                code="in_flight",
+            )
+        refund.status = Refund.Status.CANCELLED
+        refund.save(update_fields=["status"])
+        Payment.objects.filter(pk=refund.payment_id).update(
+            refunded_amount=F("refunded_amount") - refund.amount
+        )
+        if refund.order_id:
+            order_event_add(
+                order=refund.order,
+                kind=OrderEvent.Kind.REFUND,
+                message=f"Refund #{refund.pk} cancelled",
+                actor=actor,
+                data={"refund_id": refund.pk},
+            )
+    return refund
+
+
+def refund_stars_execute(*, refund_id: int) -> str:
+    """The worker's half of a Stars refund: refundStarPayment, then record the outcome.
+
+    Telegram refuses a second refund of the same charge with CHARGE_ALREADY_REFUNDED, which
+    therefore also means done: a retried task can never refund twice.
+    """
+    from botbridge import bot
+
+    refund = Refund.objects.select_related("payment__customer").get(pk=refund_id)
+    if refund.status != Refund.Status.PENDING or refund.currency != money.STARS:
+        return refund.status
+    payment = refund.payment
+    Refund.objects.filter(pk=refund.pk).update(attempts=F("attempts") + 1)
+    try:
+        bot.refund_star_payment(
+            user_id=payment.customer.telegram_id,
+            telegram_payment_charge_id=payment.telegram_payment_charge_id,
+        )
+    except bot.ApiTelegramException as error:
+        if error.error_code == 429 or error.error_code >= 500:
+            raise RetryLater(f"Telegram: {error.error_code} {error.description}") from error
+        if "CHARGE_ALREADY_REFUNDED" not in str(error.description):
+            refund_fail(refund=refund, error=f"Telegram: {error.error_code} {error.description}")
+            return Refund.Status.FAILED
+    refund_complete(refund=refund, external_reference=payment.telegram_payment_charge_id)
+    return Refund.Status.COMPLETED

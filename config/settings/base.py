@@ -145,6 +145,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "botbridge.message_requeue_due",
         "schedule": timedelta(minutes=1),
     },
+    "disputes-remind-hourly": {
+        "task": "payments.disputes_remind",
+        "schedule": timedelta(hours=1),
+    },
     "outbox-sweep-stale": {
         "task": "botbridge.message_sweep_stale",
         "schedule": timedelta(minutes=5),

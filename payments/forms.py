@@ -1,0 +1,90 @@
+"""Forms for the staff steps on payments, refunds and disputes (the admin's own pages)."""
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from payments.models import Dispute, Refund
+from shop import money
+
+
+class MoneyField(forms.DecimalField):
+    """An amount typed in major units (12.50), cleaned to minor units for the currency."""
+
+    def __init__(self, *, currency: str, **kwargs):
+        self.currency = currency
+        places = money.exponent(currency)
+        super().__init__(min_value=0, decimal_places=places, max_digits=18, **kwargs)
+        self.help_text = self.help_text or f"In {currency}" + (
+            f", up to {places} decimal places." if places else ", a whole number."
+        )
+
+    def clean(self, value):
+        amount = super().clean(value)
+        if amount is None:
+            return None
+        return int(amount * (10 ** money.exponent(self.currency)))
+
+
+class RefundForm(forms.Form):
+    reason = forms.ChoiceField(choices=Refund.Reason.choices)
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, payment, **kwargs):
+        super().__init__(*args, **kwargs)
+        refundable = payment.refundable_amount
+        self.fields["amount"] = MoneyField(
+            currency=payment.currency,
+            initial=money.to_major(refundable, payment.currency),
+            help_text=(
+                f"At most {money.format_amount(refundable, payment.currency)} can be refunded."
+                + (" Stars payments are refunded whole." if payment.currency == "XTR" else "")
+            ),
+        )
+        self.order_fields(["amount", "reason", "note"])
+
+
+class RefundConfirmForm(forms.Form):
+    external_reference = forms.CharField(
+        label="Provider's refund reference",
+        max_length=255,
+        help_text="The reference A-Pay shows for the refund you made there.",
+    )
+
+
+class DisputeOpenForm(forms.Form):
+    reason = forms.ChoiceField(choices=Dispute.Reason.choices)
+    provider_reference = forms.CharField(max_length=255, required=False)
+    evidence_due_by = forms.DateTimeField(
+        help_text="From the provider's notice (YYYY-MM-DD HH:MM, site time zone)."
+    )
+    assignee = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_staff=True, is_active=True), required=False
+    )
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, payment, **kwargs):
+        super().__init__(*args, **kwargs)
+        disputable = payment.amount - payment.refunded_amount
+        self.fields["amount"] = MoneyField(
+            currency=payment.currency,
+            initial=money.to_major(disputable, payment.currency),
+            help_text=f"At most {money.format_amount(disputable, payment.currency)}.",
+        )
+        self.order_fields(["amount", "reason", "provider_reference", "evidence_due_by"])
+
+
+class DisputeStepForm(forms.Form):
+    notes = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+
+class ChargebackForm(DisputeStepForm):
+    block_customer = forms.BooleanField(
+        required=False, help_text="Also block the customer from paying again."
+    )
+
+    def __init__(self, *args, currency: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["fee"] = MoneyField(
+            currency=currency, required=False, initial=0, help_text="The provider's chargeback fee."
+        )
+        self.order_fields(["fee", "block_customer", "notes"])

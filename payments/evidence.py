@@ -8,9 +8,9 @@ import csv
 import io
 import json
 import zipfile
+from datetime import UTC
 
 from django.conf import settings
-from django.utils import timezone
 
 from botbridge.models import Message
 from payments.models import Dispute
@@ -19,7 +19,7 @@ from shop.models import DigitalItem
 
 
 def _iso(value) -> str:
-    return value.astimezone(timezone.UTC).isoformat() if value else ""
+    return value.astimezone(UTC).isoformat() if value else ""
 
 
 def evidence_facts(dispute: Dispute) -> dict:

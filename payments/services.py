@@ -530,7 +530,9 @@ def refund_retry(*, refund: Refund, actor: AbstractBaseUser | None = None) -> Re
     with transaction.atomic():
         refund = Refund.objects.select_for_update().get(pk=refund.pk)
         if refund.status != Refund.Status.FAILED:
-            raise DomainError(f"Refund #{refund.pk} is {refund.status}, not failed.", "not_failed")
+            raise DomainError(
+                f"Refund #{refund.pk} is {refund.status}, not failed.", code="not_failed"
+            )
         refund.status = Refund.Status.PENDING
         refund.save(update_fields=["status"])
         if refund.order_id:

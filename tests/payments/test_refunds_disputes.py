@@ -14,7 +14,7 @@ from botbridge import outbox
 from botbridge.models import Message
 from payments import disputes
 from payments import services as payment_services
-from payments.models import Dispute, LedgerEntry, Payment, Refund
+from payments.models import Dispute, LedgerEntry, Refund
 from payments.selectors import customer_balances
 from shop import services as shop_services
 from shop.models import Customer, Order, OrderEvent

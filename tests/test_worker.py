@@ -1,0 +1,162 @@
+"""With a real Celery worker on Redis: exactly-once crediting and the outbox's error handling."""
+
+from collections import Counter
+
+import pytest
+from django.db.models import Count
+
+from botbridge import outbox
+from botbridge.models import Message
+from config.celery import app
+from payments import services as payment_services
+from payments import tasks as payment_tasks
+from payments.models import LedgerEntry, Payment
+from shop import services as shop_services
+from shop.models import Customer, Order
+from tests.factories import CustomerFactory, ProductFactory
+from tests.worker import Worker, flush_broker, wait_until
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+@pytest.fixture
+def real_broker(settings, fake_telegram):
+    """Tasks go to Redis for a worker process instead of running in this one."""
+    flush_broker()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    workers: list[Worker] = []
+
+    def start(**kwargs) -> Worker:
+        worker = Worker(fake_telegram, **kwargs).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.conf.task_always_eager = True
+    flush_broker()
+
+
+def paid_orders(fake, count: int) -> list[Payment]:
+    """`count` orders paid through payment_record; each publishes its credit task on commit."""
+    product = ProductFactory(sku="coins", price=500, currency="USD", kind="topup")
+    customers = [CustomerFactory() for _ in range(20)]
+    for customer in customers:
+        fake._user({"id": customer.telegram_id})
+    payments = []
+    for n in range(count):
+        customer = customers[n % len(customers)]
+        order = shop_services.order_create(customer=customer, product=product)
+        shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
+        payment, _ = payment_services.payment_record(
+            customer=customer,
+            order=order,
+            telegram_payment_charge_id=f"w-{n}",
+            provider_payment_charge_id="",
+            amount=500,
+            currency="USD",
+            raw={},
+        )
+        payments.append(payment)
+    return payments
+
+
+def credited_exactly_once(count: int) -> None:
+    credits = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CREDIT)
+    assert credits.count() == count
+    per_payment = Counter(credits.values_list("payment_id", flat=True))
+    assert set(per_payment.values()) == {1}
+    assert Order.objects.filter(status=Order.Status.FULFILLED).count() == count
+    receipts = Message.objects.filter(dedupe_key__startswith="receipt:payment:")
+    assert receipts.count() == count
+    # No receipt row was sent twice: one sendMessage per row at the fake Telegram.
+    assert receipts.values("dedupe_key").annotate(n=Count("id")).filter(n__gt=1).count() == 0
+
+
+def test_a_thousand_payments_delivered_with_duplicates_credit_exactly_a_thousand_times(
+    real_broker, fake_telegram
+):
+    payments = paid_orders(fake_telegram, 1000)
+    # Every credit task delivered twice more: redeliveries and a second worker's copy.
+    for payment in payments:
+        payment_tasks.payment_credit.delay(payment.pk)
+        payment_tasks.payment_credit.delay(payment.pk)
+    real_broker(concurrency=2)
+    real_broker(concurrency=2)  # two workers competing for the same tasks
+
+    def all_credited():
+        return not Payment.objects.filter(credited_at__isnull=True).exists()
+
+    wait_until(all_credited, timeout=180)
+    wait_until(
+        lambda: not Message.objects.filter(status__in=["queued", "sending"]).exists(), timeout=120
+    )
+    credited_exactly_once(1000)
+    assert len(fake_telegram.calls("sendMessage")) == 1000
+
+
+def test_a_worker_killed_mid_credit_loses_nothing_and_doubles_nothing(real_broker, fake_telegram):
+    paid_orders(fake_telegram, 300)
+    first = real_broker(concurrency=2, visibility_timeout=5)
+
+    def some_credited():
+        return Payment.objects.filter(credited_at__isnull=False).count() >= 20
+
+    wait_until(some_credited, timeout=60, interval=0.02)
+    first.kill()  # SIGKILL: tasks in hand are neither finished nor acknowledged
+    left = Payment.objects.filter(credited_at__isnull=True).count()
+    assert left > 0, "the worker finished everything before it was killed"
+
+    # A new worker gets the unacknowledged tasks back once their visibility timeout passed.
+    real_broker(concurrency=2, visibility_timeout=5)
+    wait_until(lambda: not Payment.objects.filter(credited_at__isnull=True).exists(), timeout=120)
+    wait_until(lambda: not Message.objects.filter(status="queued").exists(), timeout=60)
+    credited_exactly_once(300)
+
+
+def test_outbox_honours_429_retries_5xx_and_gives_up_on_403(real_broker, fake_telegram):
+    flood, flaky, gone = (CustomerFactory() for _ in range(3))
+    for customer in (flood, flaky, gone):
+        fake_telegram._user({"id": customer.telegram_id})
+    fake_telegram.fail(
+        method="sendMessage",
+        error_code=429,
+        description="Too Many Requests: retry after 2",
+        retry_after=2,
+        chat_id=flood.telegram_id,
+    )
+    fake_telegram.fail(
+        method="sendMessage",
+        error_code=502,
+        description="Bad Gateway",
+        times=2,
+        chat_id=flaky.telegram_id,
+    )
+    fake_telegram.fail(
+        method="sendMessage",
+        error_code=403,
+        description="Forbidden: bot was blocked by the user",
+        times=5,
+        chat_id=gone.telegram_id,
+    )
+    rows = {
+        name: outbox.message_queue(customer=customer, text=f"Hello {name}")
+        for name, customer in (("flood", flood), ("flaky", flaky), ("gone", gone))
+    }
+    real_broker(concurrency=2)
+
+    def settled():
+        return not Message.objects.filter(status__in=["queued", "sending"]).exists()
+
+    wait_until(settled, timeout=60)
+    state = {name: Message.objects.get(pk=row.pk) for name, row in rows.items()}
+    assert state["flood"].status == "sent" and state["flood"].attempts == 1
+    assert state["flaky"].status == "sent" and state["flaky"].attempts == 3
+    assert state["gone"].status == "failed" and "403" in state["gone"].error
+    assert Customer.objects.get(pk=gone.pk).has_blocked_bot
+    sent = Counter(int(c["params"]["chat_id"]) for c in fake_telegram.calls("sendMessage"))
+    # The flood-waited and flaky rows were tried until they got through, and shown once.
+    assert sent[flood.telegram_id] == 2 and sent[flaky.telegram_id] == 3
+    assert sent[gone.telegram_id] == 1

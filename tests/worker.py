@@ -27,6 +27,9 @@ class Worker:
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "CELERY_VISIBILITY_TIMEOUT": str(visibility_timeout),
+            # Look for abandoned tasks every second (production: every 100 s).
+            "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+            "CELERY_UNACKED_RESTORE_THROTTLE": "1",
             "TELEGRAM_BOT_TOKEN": settings.TELEGRAM_BOT_TOKEN,
             "TELEGRAM_API_URL": fake.url,
             "TELEGRAM_WEBHOOK_SECRET": settings.TELEGRAM_WEBHOOK_SECRET,

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: run test install lint format migrate demo sandbox worker beat bench-webhook clean
+.PHONY: run test install lint format migrate demo sandbox worker beat bench-webhook bench-worker clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -52,7 +52,11 @@ beat: install
 	$(BIN)/celery -A config beat -l info
 
 bench-webhook: install
+	command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 	$(BIN)/python bench/webhook_bench.py
+
+bench-worker: install
+	$(BIN)/python bench/worker_bench.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

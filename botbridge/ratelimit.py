@@ -17,7 +17,7 @@ def _limits() -> tuple[float, int, float, int]:
     """(global rate/s, global burst, per-chat rate/s, per-chat burst), from settings."""
     return (
         float(settings.TELEGRAM_RATE_GLOBAL),
-        int(settings.TELEGRAM_RATE_GLOBAL),
+        int(settings.TELEGRAM_RATE_GLOBAL_BURST),
         float(settings.TELEGRAM_RATE_PER_CHAT),
         int(settings.TELEGRAM_RATE_CHAT_BURST),
     )

@@ -6,17 +6,19 @@ from celery import shared_task
 
 from botbridge import outbox, services
 
-# In-process (eager) mode has no broker to schedule a retry on: short waits are slept off,
-# longer ones stay queued for `botbridge.message_requeue_due`.
-_EAGER_MAX_WAIT = 3.0
+# A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
+# exist to wait on Telegram); a longer one goes back to the broker with a countdown. In-process
+# (eager) mode has no broker to schedule on: waits up to 3 s are slept, longer ones stay queued
+# for `botbridge.message_requeue_due`.
+_MAX_SLEEP = 1.0
+_EAGER_MAX_SLEEP = 3.0
 
 
 @shared_task(bind=True, name="botbridge.message_send", acks_late=True, max_retries=None)
 def message_send(self, message_id: int) -> str:
+    limit = _EAGER_MAX_SLEEP if self.request.is_eager else _MAX_SLEEP
     outcome = outbox.message_send(message_id=message_id)
-    while (
-        outcome.status == "retry" and self.request.is_eager and outcome.retry_in <= _EAGER_MAX_WAIT
-    ):
+    while outcome.status == "retry" and outcome.retry_in <= limit:
         time.sleep(outcome.retry_in)
         outcome = outbox.message_send(message_id=message_id)
     if outcome.status == "retry" and not self.request.is_eager:

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 
 from botbridge.models import Message
+from payments.admin_steps import StepsAdminMixin
 from payments.models import Dispute, Payment, Refund
 from shop import money
 from shop import services as shop_services
@@ -175,7 +176,7 @@ class MessageInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(RecordAdminMixin, admin.ModelAdmin):
+class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
     list_display = [
         "reference",
         "customer",
@@ -224,6 +225,17 @@ class OrderAdmin(RecordAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     actions = ["mark_shipped"]
+
+    def steps_for(self, request, obj):
+        """Refunds and disputes are taken on the order's payments, from their pages."""
+        steps = []
+        payment_admin = self.admin_site._registry[Payment]
+        for payment in obj.payments.all():
+            for step in payment_admin.steps_for(request, payment):
+                steps.append(
+                    {**step, "label": f"{step['label']} ({payment.telegram_payment_charge_id})"}
+                )
+        return steps
 
     @admin.display(description="Total", ordering="total_amount")
     def total_display(self, obj: Order) -> str:

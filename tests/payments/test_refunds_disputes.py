@@ -79,6 +79,9 @@ def test_apay_refund_recorded_in_admin_then_confirmed_with_the_provider_referenc
     payment, order = pay(price=1000, language="ru")
     page = finance.get(f"/admin/payments/payment/{payment.pk}/change/")
     assert "Record refund" in page.content.decode()
+    # The order's page leads to the same step.
+    order_page = finance.get(f"/admin/shop/order/{order.pk}/change/").content.decode()
+    assert f"/admin/payments/payment/{payment.pk}/refund/" in order_page
 
     response = post_step(
         finance,

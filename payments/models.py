@@ -248,3 +248,45 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {money.format_amount(self.amount, self.currency)}"
+
+
+class ExportJob(models.Model):
+    """A finance export run by the worker: the admin shows its progress, then its file."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        EXPIRED = "expired", "Expired (file removed)"
+
+    report = models.CharField(max_length=16)
+    params = models.JSONField(default=dict, help_text="since, until, tz, currency, status, …")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    row_count = models.PositiveBigIntegerField(default=0)
+    total_estimate = models.PositiveBigIntegerField(default=0)
+    file = models.FileField(upload_to="exports/%Y/%m/", blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("export_reports", "Can export finance reports")]
+
+    def __str__(self) -> str:
+        return f"Export #{self.pk} {self.report}"
+
+    @property
+    def progress(self) -> int:
+        """Percent done (estimated while running)."""
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_estimate:
+            return 0
+        return min(99, int(self.row_count * 100 / self.total_estimate))

@@ -36,3 +36,23 @@ def disputes_remind() -> dict[str, int]:
     from payments import disputes
 
     return disputes.disputes_remind()
+
+
+@shared_task(
+    name="payments.export_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=3600,
+    soft_time_limit=3500,
+)
+def export_run(job_id: int) -> str:
+    from payments import exports
+
+    return exports.export_run(job_id=job_id)
+
+
+@shared_task(name="payments.exports_purge")
+def exports_purge() -> int:
+    from payments import exports
+
+    return exports.exports_purge()

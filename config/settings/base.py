@@ -158,6 +158,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.disputes_remind",
         "schedule": timedelta(hours=1),
     },
+    "exports-purge-daily": {
+        "task": "payments.exports_purge",
+        "schedule": timedelta(days=1),
+    },
     "outbox-sweep-stale": {
         "task": "botbridge.message_sweep_stale",
         "schedule": timedelta(minutes=5),

@@ -1,0 +1,63 @@
+"""python manage.py export_csv REPORT --since YYYY-MM-DD --until YYYY-MM-DD [options]"""
+
+import os
+import sys
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from payments.reports import REPORTS, Filters, report_csv
+from shop.errors import DomainError
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"{text!r} is not a date (YYYY-MM-DD).") from None
+
+
+class Command(BaseCommand):
+    help = "Write a finance report as RFC 4180 CSV (UTF-8) to standard output or a file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("report", choices=sorted(REPORTS))
+        parser.add_argument("--since", required=True, help="First day, inclusive (YYYY-MM-DD).")
+        parser.add_argument("--until", required=True, help="Last day, inclusive (YYYY-MM-DD).")
+        parser.add_argument("--tz", default=settings.TIME_ZONE, help="Time zone of the days.")
+        parser.add_argument("--currency", default="", help="Only this currency (e.g. USD).")
+        parser.add_argument("--status", default="", help="Only this status (kind, for ledger).")
+        parser.add_argument("--provider", default="", help="Only this provider: apay, stars.")
+        parser.add_argument("--bom", action="store_true", help="Start with a BOM (for Excel).")
+        parser.add_argument("--output", default="-", help="File to write; '-' for stdout.")
+
+    def handle(self, *args, report, since, until, tz, currency, status, provider, bom, output,
+               **options):  # fmt: skip
+        try:
+            zone = ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise CommandError(f"Unknown time zone {tz!r}.") from None
+        try:
+            filters = Filters(
+                since=_day(since),
+                until=_day(until),
+                tz=zone,
+                currency=currency.upper(),
+                status=status,
+                provider=provider,
+            )
+            chunks = report_csv(report, filters, bom=bom)
+            if output == "-":
+                for chunk in chunks:
+                    sys.stdout.write(chunk)
+                sys.stdout.flush()
+                return
+            partial = f"{output}.partial"
+            with open(partial, "w", encoding="utf-8", newline="") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+        except DomainError as error:
+            raise CommandError(error.message) from None
+        os.replace(partial, output)  # a reader never sees half a report

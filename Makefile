@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: run test install lint format migrate demo sandbox worker beat bench-webhook bench-worker clean
+.PHONY: chromium run test install lint format migrate demo sandbox worker beat bench-webhook bench-worker bench-report clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -33,7 +33,11 @@ run: demo
 	$(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
 ## make test: the whole suite on PostgreSQL and Redis (DATABASE_URL / REDIS_URL if set).
-test: install
+## Debian's Chromium for the admin's browser tests (no browser is downloaded from elsewhere).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: install chromium
 	$(BIN)/python scripts/wait_for_services.py
 	$(BIN)/pytest
 
@@ -57,6 +61,9 @@ bench-webhook: install
 
 bench-worker: install
 	$(BIN)/python bench/worker_bench.py
+
+bench-report: install
+	$(BIN)/python bench/report_bench.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .ruff_cache

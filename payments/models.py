@@ -278,6 +278,8 @@ class ExportJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("export_reports", "Can export finance reports")]
+        verbose_name = "finance report"
+        verbose_name_plural = "finance reports"
 
     def __str__(self) -> str:
         return f"Export #{self.pk} {self.report}"

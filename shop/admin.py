@@ -1,15 +1,23 @@
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 
 from botbridge.models import Message
 from payments.admin_steps import StepsAdminMixin
 from payments.models import Dispute, Payment, Refund
+from payments.selectors import customer_balances
 from shop import money
 from shop import services as shop_services
 from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from shop.errors import DomainError, IllegalTransition
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product, SupportRequest
 from shop.pagination import EstimatedCountPaginator
+from shop.timeline import order_timeline_html
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(required=False, max_length=255, help_text="Kept in the audit trail.")
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -60,8 +68,16 @@ class CustomerOrderInline(ReadOnlyInline):
     max_num = 0
 
 
+class SupportHistoryInline(ReadOnlyInline):
+    model = SupportRequest
+    fields = ["created_at", "status", "text", "answer", "answered_by"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+    verbose_name_plural = "Support history"
+
+
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
     list_display = [
         "__str__",
         "telegram_id",
@@ -88,6 +104,7 @@ class CustomerAdmin(admin.ModelAdmin):
         "support_prompted_at",
     ]
     fields = readonly_fields[:7] + [
+        "balance",
         "is_blocked",
         "is_flagged",
         "flag_reason",
@@ -95,7 +112,49 @@ class CustomerAdmin(admin.ModelAdmin):
         "created_at",
     ]
     actions = ["block", "unblock"]
-    inlines = [CustomerOrderInline]
+    inlines = [CustomerOrderInline, SupportHistoryInline]
+    step_views = (("block", "block_view"), ("unblock", "unblock_view"))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "balance"]
+
+    @admin.display(description="Balance")
+    def balance(self, obj: Customer) -> str:
+        balances = customer_balances(customer=obj)
+        return ", ".join(money.format_amount(v, k) for k, v in balances.items()) or "0"
+
+    def steps_for(self, request, obj):
+        if not request.user.has_perm("shop.change_customer"):
+            return []
+        name = "unblock" if obj.is_blocked else "block"
+        return [{"label": name.title(), "url": self.step_url(obj, name)}]
+
+    def _block_step(self, request, object_id, is_blocked: bool):
+        customer = get_object_or_404(Customer, pk=object_id)
+        verb = "Block" if is_blocked else "Unblock"
+
+        def act(data):
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=is_blocked, actor=request.user
+            )
+            return f"{verb}ed {customer}."
+
+        return self.run_step(
+            request,
+            customer,
+            permission="shop.change_customer",
+            title=f"{verb} {customer}",
+            intro="A blocked customer cannot order or pay." if is_blocked else "",
+            form_class=NoteForm,
+            act=act,
+            submit_label=verb,
+        )
+
+    def block_view(self, request, object_id):
+        return self._block_step(request, object_id, True)
+
+    def unblock_view(self, request, object_id):
+        return self._block_step(request, object_id, False)
 
     def has_add_permission(self, request):
         return False  # customers come from Telegram
@@ -212,7 +271,7 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
         "paid_at",
         "fulfilled_at",
     ]
-    fields = readonly_fields[:3] + ["needs_review"] + readonly_fields[3:]
+    fields = ["timeline", *readonly_fields[:3], "needs_review", *readonly_fields[3:]]
     inlines = [
         OrderItemInline,
         PaymentInline,
@@ -226,9 +285,23 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     actions = ["mark_shipped"]
 
+    step_views = (("ship", "ship_view"), ("cancel", "cancel_view"))
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "timeline"]
+
+    @admin.display(description="Timeline")
+    def timeline(self, obj: Order) -> str:
+        return order_timeline_html(obj)
+
     def steps_for(self, request, obj):
-        """Refunds and disputes are taken on the order's payments, from their pages."""
+        """Only what the order's status allows; refunds and disputes go by its payments."""
         steps = []
+        if request.user.has_perm("shop.change_order"):
+            if obj.status == Order.Status.AWAITING_SHIPMENT:
+                steps.append({"label": "Mark shipped", "url": self.step_url(obj, "ship")})
+            if obj.can_transition_to(Order.Status.CANCELLED):
+                steps.append({"label": "Cancel order", "url": self.step_url(obj, "cancel")})
         payment_admin = self.admin_site._registry[Payment]
         for payment in obj.payments.all():
             for step in payment_admin.steps_for(request, payment):
@@ -240,6 +313,48 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
     @admin.display(description="Total", ordering="total_amount")
     def total_display(self, obj: Order) -> str:
         return obj.total_display
+
+    def _order_step(self, request, object_id, *, to_status, title, done):
+        order = get_object_or_404(Order, pk=object_id)
+
+        def act(data):
+            shop_services.order_transition(
+                order=order,
+                to_status=to_status,
+                actor=request.user,
+                message=(data.get("note") or title)[:255],
+            )
+            if to_status == Order.Status.CANCELLED and order.stock_reserved:
+                shop_services.order_release_stock(order=order)
+            return f"Order {order.reference} {done}."
+
+        return self.run_step(
+            request,
+            order,
+            permission="shop.change_order",
+            title=f"{title}: order {order.reference}",
+            form_class=NoteForm,
+            act=act,
+            submit_label=title,
+        )
+
+    def ship_view(self, request, object_id):
+        return self._order_step(
+            request,
+            object_id,
+            to_status=Order.Status.FULFILLED,
+            title="Mark shipped",
+            done="shipped",
+        )
+
+    def cancel_view(self, request, object_id):
+        return self._order_step(
+            request,
+            object_id,
+            to_status=Order.Status.CANCELLED,
+            title="Cancel order",
+            done="cancelled",
+        )
 
     @admin.action(description="Mark selected orders shipped (fulfilled)", permissions=["change"])
     def mark_shipped(self, request, queryset: QuerySet[Order]):
@@ -273,7 +388,10 @@ class OrderEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(SupportRequest)
 class SupportRequestAdmin(admin.ModelAdmin):
+    """The support queue: open requests first, oldest first."""
+
     list_display = ["pk", "customer", "status", "short_text", "created_at", "answered_at"]
+    ordering = ["-status", "created_at"]
     list_filter = ["status"]
     search_fields = ["text", "=customer__telegram_id", "customer__username"]
     list_select_related = ["customer"]

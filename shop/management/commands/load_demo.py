@@ -3,6 +3,7 @@ import random
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -13,6 +14,7 @@ from payments import services as payment_services
 from payments.models import LedgerEntry, Payment
 from shop import services as shop_services
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product
+from shop.roles import ROLES
 
 CATALOG = [
     # sku, title, description, kind, price (minor units), currency, stock, photo
@@ -118,6 +120,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"Admin login: {admin_username} / {admin_password}  →  http://127.0.0.1:8000/admin/"
+            "  (roles: support/support, finance/finance, manager/manager)"
         )
 
     def _catalog(self) -> dict[str, Product]:
@@ -155,6 +158,16 @@ class Command(BaseCommand):
             User.objects.create_superuser(
                 username=username, email=f"{username}@example.com", password=password
             )
+        # One demo login per role (password = the name), to see what each group sees.
+        for role in ROLES:
+            login = role.lower()
+            user, created = User.objects.get_or_create(
+                username=login, defaults={"email": f"{login}@example.com", "is_staff": True}
+            )
+            if created:
+                user.set_password(login)
+                user.save()
+            user.groups.add(Group.objects.get(name=role))
 
     def _customers_and_orders(self, products: dict[str, Product]) -> None:
         if Order.objects.filter(customer__telegram_id__in=[c[0] for c in DEMO_CUSTOMERS]).exists():

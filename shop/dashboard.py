@@ -1,0 +1,216 @@
+"""What the admin's home page shows: today's and this month's money, the queues, a chart.
+
+The chart is an SVG drawn here, so the page loads nothing from anywhere else.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from botbridge.models import Message, TelegramUpdate
+from payments.models import Dispute, LedgerEntry, Payment
+from shop import money
+from shop.models import Order, SupportRequest
+
+CHART_DAYS = 30
+SERIES = [
+    ("paid", LedgerEntry.Kind.CREDIT, "#2e7d32"),
+    ("refunded", LedgerEntry.Kind.REFUND, "#ef6c00"),
+    ("charged_back", LedgerEntry.Kind.CHARGEBACK, "#c62828"),
+]
+
+
+@dataclass
+class Tile:
+    label: str
+    value: str
+    url: str = ""
+    alert: bool = False
+
+
+def _paid_since(start) -> list[str]:
+    rows = (
+        Payment.objects.filter(paid_at__gte=start, review_reason="")
+        .values("currency")
+        .annotate(total=Sum("amount"), n=Count("pk"))
+        .order_by("currency")
+    )
+    return [f"{money.format_amount(r['total'], r['currency'])} ({r['n']})" for r in rows]
+
+
+def money_tiles() -> dict[str, list[str]]:
+    now = timezone.localtime()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"today": _paid_since(today), "month": _paid_since(today.replace(day=1))}
+
+
+def queue_tiles(user) -> list[Tile]:
+    now = timezone.now()
+    tiles = []
+    if user.has_perm("shop.view_order"):
+        review = Order.objects.filter(needs_review=True).count()
+        shipping = Order.objects.filter(status=Order.Status.AWAITING_SHIPMENT).count()
+        tiles += [
+            Tile(
+                "Orders needing review",
+                str(review),
+                "shop/order/?needs_review__exact=1",
+                review > 0,
+            ),
+            Tile("Orders to ship", str(shipping), "shop/order/?status__exact=awaiting_shipment"),
+        ]
+    if user.has_perm("payments.view_dispute"):
+        due = Dispute.objects.filter(
+            status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=now + timedelta(hours=48)
+        ).count()
+        tiles.append(
+            Tile(
+                "Disputes due within 48 h",
+                str(due),
+                "payments/dispute/?is_due_soon__exact=1",
+                due > 0,
+            )
+        )
+    if user.has_perm("botbridge.view_message"):
+        failed = Message.objects.filter(status=Message.Status.FAILED).count()
+        tiles.append(
+            Tile(
+                "Failed outbound messages",
+                str(failed),
+                "botbridge/message/?status__exact=failed",
+                failed > 0,
+            )
+        )
+    if user.has_perm("botbridge.view_telegramupdate"):
+        failed = TelegramUpdate.objects.filter(status=TelegramUpdate.Status.FAILED).count()
+        tiles.append(
+            Tile(
+                "Failed webhook updates",
+                str(failed),
+                "botbridge/telegramupdate/?status__exact=failed",
+                failed > 0,
+            )
+        )
+    if user.has_perm("shop.view_supportrequest"):
+        waiting = SupportRequest.objects.filter(status=SupportRequest.Status.OPEN).count()
+        tiles.append(
+            Tile(
+                "Open support requests",
+                str(waiting),
+                "shop/supportrequest/?status__exact=open",
+                waiting > 0,
+            )
+        )
+    return tiles  # fmt: skip
+
+
+def chart_currency(requested: str | None) -> str | None:
+    since = timezone.now() - timedelta(days=CHART_DAYS)
+    used = list(
+        LedgerEntry.objects.filter(created_at__gte=since, kind=LedgerEntry.Kind.CREDIT)
+        .values("currency")
+        .annotate(total=Count("pk"))
+        .order_by("-total", "currency")
+        .values_list("currency", flat=True)
+    )
+    if requested in used:
+        return requested
+    return used[0] if used else None
+
+
+def chart_data(currency: str) -> list[dict]:
+    """One row per day for the last 30 days: paid, refunded, charged back (minor units)."""
+    today = timezone.localdate()
+    first = today - timedelta(days=CHART_DAYS - 1)
+    aggregates = {name: Sum("amount", filter=Q(kind=kind)) for name, kind, _ in SERIES}
+    rows = (
+        LedgerEntry.objects.filter(
+            currency=currency,
+            created_at__date__gte=first,
+            kind__in=[kind for _, kind, _ in SERIES],
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(**aggregates)
+    )
+    by_day = {row["day"]: row for row in rows}
+    days = []
+    for offset in range(CHART_DAYS):
+        day = first + timedelta(days=offset)
+        row = by_day.get(day, {})
+        days.append({"day": day, **{name: abs(row.get(name) or 0) for name, _, _ in SERIES}})
+    return days
+
+
+def chart_svg(currency: str, days: list[dict]) -> str:
+    width, height, left, bottom, top = 760, 240, 70, 28, 12
+    plot_w, plot_h = width - left - 10, height - bottom - top
+    peak = max([1] + [d[name] for d in days for name, _, _ in SERIES])
+    slot = plot_w / len(days)
+    bar = slot / (len(SERIES) + 1)
+    bars = []
+    for i, day in enumerate(days):
+        for j, (name, _, color) in enumerate(SERIES):
+            value = day[name]
+            h = plot_h * value / peak
+            x = left + i * slot + j * bar + bar / 2
+            label = name.replace("_", " ")
+            title = f"{day['day']:%Y-%m-%d} {label}: {money.format_amount(value, currency)}"
+            bars.append(
+                (f"{x:.1f}", f"{top + plot_h - h:.1f}", f"{bar:.1f}", f"{h:.1f}", color, title)
+            )
+    bar_html = format_html_join(
+        "", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars
+    )
+    labels = format_html_join(
+        "",
+        '<text x="{}" y="{}" font-size="11" text-anchor="middle">{}</text>',
+        (
+            (f"{left + i * slot + slot / 2:.1f}", height - 8, f"{d['day']:%d %b}")
+            for i, d in enumerate(days)
+            if i % 5 == 0 or i == len(days) - 1
+        ),
+    )
+    legend = format_html_join(
+        "",
+        '<rect x="{}" y="2" width="10" height="10" fill="{}"></rect>'
+        '<text x="{}" y="11" font-size="11">{}</text>',
+        ((left + 10 + k * 110, color, left + 24 + k * 110, name.replace("_", " "))
+         for k, (name, _, color) in enumerate(SERIES)),
+    )  # fmt: skip
+    return format_html(
+        '<svg id="dashboard-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" '
+        'width="100%" role="img" aria-label="Daily paid, refunded and charged back, {cur}">'
+        '<line x1="{l}" y1="{base}" x2="{r}" y2="{base}" stroke="#999"></line>'
+        '<text x="{lx}" y="{ty}" font-size="11" text-anchor="end">{peak}</text>'
+        '<text x="{lx}" y="{base}" font-size="11" text-anchor="end">0</text>'
+        "{bars}{labels}{legend}</svg>",
+        w=width,
+        h=height,
+        cur=currency,
+        l=left,
+        r=width - 10,
+        base=f"{top + plot_h:.1f}",
+        lx=left - 6,
+        ty=top + 10,
+        peak=money.format_amount(peak, currency),
+        bars=bar_html,
+        labels=labels,
+        legend=legend,
+    )
+
+
+def dashboard_context(request) -> dict:
+    user = request.user
+    context = {"tiles": queue_tiles(user)}
+    if user.has_perm("payments.view_payment"):
+        context["money"] = money_tiles()
+        currency = chart_currency(request.GET.get("currency"))
+        if currency:
+            context["chart_currency"] = currency
+            context["chart"] = chart_svg(currency, chart_data(currency))
+    return context

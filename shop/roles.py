@@ -1,0 +1,70 @@
+"""Staff roles as Django groups, kept in step with this table after every migrate.
+
+Support: customers, orders, support requests, messages (no refunds, no exports).
+Finance: payments, refunds, disputes, ledger, reports (and the orders and customers behind them).
+Manager: all of it, plus the catalog.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+_SUPPORT = {
+    "shop.customer": ["view", "change"],
+    "shop.order": ["view", "change"],
+    "shop.orderevent": ["view"],
+    "shop.supportrequest": ["view", "change"],
+    "shop.product": ["view"],
+    "botbridge.message": ["view", "change"],
+    "botbridge.telegramupdate": ["view"],
+}
+_FINANCE = {
+    "shop.customer": ["view"],
+    "shop.order": ["view"],
+    "shop.orderevent": ["view"],
+    "payments.payment": ["view"],
+    "payments.refund": ["view", "add", "change"],
+    "payments.dispute": ["view", "add", "change"],
+    "payments.ledgerentry": ["view"],
+    "payments.exportjob": ["view", "add", "export_reports"],
+}
+_MANAGER_EXTRA = {
+    "shop.product": ["view", "add", "change", "delete"],
+    "shop.digitalitem": ["view", "add", "change", "delete"],
+}
+
+
+def _merge(*tables: dict[str, list[str]]) -> dict[str, list[str]]:
+    merged: dict[str, list[str]] = {}
+    for table in tables:
+        for model, actions in table.items():
+            merged.setdefault(model, [])
+            merged[model] += [a for a in actions if a not in merged[model]]
+    return merged
+
+
+ROLES: dict[str, dict[str, list[str]]] = {
+    "Support": _SUPPORT,
+    "Finance": _FINANCE,
+    "Manager": _merge(_SUPPORT, _FINANCE, _MANAGER_EXTRA),
+}
+
+
+def _codename(model: str, action: str) -> tuple[str, str]:
+    app_label, model_name = model.split(".")
+    codename = action if "_" in action else f"{action}_{model_name}"
+    return app_label, codename
+
+
+def roles_sync(**kwargs) -> None:
+    """Create the groups and give each exactly its permissions (post_migrate)."""
+    for name, table in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for model, actions in table.items():
+            for action in actions:
+                app_label, codename = _codename(model, action)
+                permission = Permission.objects.filter(
+                    content_type__app_label=app_label, codename=codename
+                ).first()
+                if permission is not None:
+                    wanted.append(permission)
+        group.permissions.set(wanted)

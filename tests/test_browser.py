@@ -1,0 +1,238 @@
+"""The admin in headless Chromium (Debian's), driven by Playwright: each role's day.
+
+Screenshots of the dashboard and an order page are saved under docs/screenshots/.
+"""
+
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from botbridge.models import Message
+from payments import disputes
+from payments import services as payment_services
+from payments.models import Dispute, ExportJob, Refund
+from shop import services as shop_services
+from shop.models import Order, SupportRequest
+from tests.factories import CustomerFactory, ProductFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The flags the machine notes ask for: no sandbox as root, nothing fetched from the internet.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package.")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
+    # around it are ordinary blocking ones.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+            )
+            yield chromium
+            chromium.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture
+def page(browser, live_server, fake_telegram):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    # No page may load anything from the internet: every request must stay on this server.
+    outside = []
+    page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((live_server.url, "data:", "about:"))
+            else outside.append(request.url)
+        ),
+    )
+    page.base = live_server.url
+    yield page
+    context.close()
+    assert outside == [], f"the admin loaded from elsewhere: {outside}"
+
+
+def staff(role: str):
+    user = UserFactory(username=role.lower())
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
+def login(page, username: str) -> None:
+    page.goto(f"{page.base}/admin/login/?next=/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "secret-pass-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#dashboard")
+
+
+def paid_order(fake, *, price=2500, days_ago=0, kind="topup"):
+    customer = CustomerFactory(terms_version="t", terms_accepted_at=timezone.now())
+    fake._user({"id": customer.telegram_id})
+    product = ProductFactory(price=price, currency="USD", kind=kind, title="Gift card")
+    order = shop_services.order_create(customer=customer, product=product)
+    shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
+    payment, _ = payment_services.payment_record(
+        customer=customer,
+        order=order,
+        telegram_payment_charge_id=f"tg-{order.pk}",
+        provider_payment_charge_id=f"apay-{order.pk}",
+        amount=price,
+        currency="USD",
+        raw={},
+    )
+    if days_ago:
+        from payments.models import LedgerEntry, Payment
+
+        when = timezone.now() - timedelta(days=days_ago)
+        Payment.objects.filter(pk=payment.pk).update(paid_at=when)
+        LedgerEntry.objects.filter(payment=payment).update(created_at=when)
+    payment.refresh_from_db()
+    return payment
+
+
+@pytest.mark.parametrize(
+    ("role", "sees", "hidden", "forbidden"),
+    [
+        ("Support", ["Support requests", "Customers", "Messages"], ["Refunds", "Finance reports",
+         "Ledger entries"], "/admin/payments/refund/"),
+        ("Finance", ["Payments", "Refunds", "Disputes", "Ledger entries", "Finance reports"],
+         ["Support requests", "Products"], "/admin/shop/product/add/"),
+        ("Manager", ["Products", "Refunds", "Support requests", "Finance reports"], [],
+         "/admin/auth/user/"),
+    ],
+)  # fmt: skip
+def test_each_role_sees_its_menu_and_is_refused_the_rest(page, role, sees, hidden, forbidden):
+    staff(role)
+    login(page, role.lower())
+    menu = page.inner_text("#content-main")
+    for entry in sees:
+        assert entry in menu, f"{role} should see {entry}"
+    for entry in hidden:
+        assert entry not in menu, f"{role} should not see {entry}"
+    response = page.goto(f"{page.base}{forbidden}")
+    assert response.status == 403
+
+
+def test_dashboard_shows_money_queues_and_the_chart(page, fake_telegram):
+    for days_ago, price in [(0, 2500), (1, 1200), (3, 4000), (8, 999), (15, 3000), (22, 1800)]:
+        paid_order(fake_telegram, price=price, days_ago=days_ago)
+    refunded = paid_order(fake_telegram, price=2000, days_ago=2)
+    refund = payment_services.refund_request(payment=refunded, amount=800, reason="other")
+    payment_services.refund_complete(refund=refund, external_reference="R-1")
+    SupportRequest.objects.create(customer=refunded.customer, text="Where is my card?")
+    staff("Manager")
+    login(page, "manager")
+    dashboard = page.inner_text("#dashboard")
+    assert "Today:" in dashboard and "25.00 USD" in dashboard
+    assert "Open support requests" in dashboard
+    assert page.locator("#dashboard-chart rect").count() > 30
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+
+
+def test_finance_records_a_refund_wins_a_dispute_and_runs_an_export(page, fake_telegram):
+    payment = paid_order(fake_telegram, price=2500)
+    disputed = paid_order(fake_telegram, price=1200)
+    dispute = disputes.dispute_open(
+        payment=disputed,
+        reason="not_received",
+        amount=1200,
+        evidence_due_by=timezone.now() + timedelta(hours=30),
+    )
+    staff("Finance")
+    login(page, "finance")
+
+    # A refund from the payment's page.
+    page.goto(f"{page.base}/admin/payments/payment/{payment.pk}/change/")
+    page.click("text=Record refund")
+    page.fill("#id_amount", "10.00")
+    page.select_option("#id_reason", "defective")
+    page.fill("#id_note", "Screen cracked on arrival")
+    page.click("input[name=_step]")
+    page.wait_for_selector(".messagelist .success")
+    refund = Refund.objects.get(payment=payment)
+    assert (refund.amount, refund.status) == (1000, "pending")
+
+    # The dispute queue, then the dispute to won.
+    page.goto(f"{page.base}/admin/payments/dispute/")
+    assert "1d 5h" in page.inner_text("#result_list") or "1d 6h" in page.inner_text("#result_list")
+    page.goto(f"{page.base}/admin/payments/dispute/{dispute.pk}/change/")
+    page.click("text=Won")
+    page.fill("#id_notes", "The bank accepted our delivery proof")
+    page.click("input[name=_step]")
+    page.wait_for_selector(".messagelist .success")
+    dispute.refresh_from_db()
+    assert dispute.status == Dispute.Status.WON
+
+    # An export in the background: wait for its progress bar to finish.
+    page.goto(f"{page.base}/admin/payments/exportjob/add/")
+    today = timezone.localdate()
+    page.fill("#id_since", (today - timedelta(days=1)).isoformat())
+    page.fill("#id_until", today.isoformat())
+    page.select_option("#id_report", "payments")
+    page.click("input[name=_background]")
+    page.wait_for_selector("#export-progress")
+    page.wait_for_function(
+        "document.querySelector('#export-bar') && document.querySelector('#export-bar').value == 100",
+        timeout=30_000,
+    )
+    page.wait_for_selector("#export-download")
+    job = ExportJob.objects.get()
+    assert (job.status, job.row_count) == ("done", 2)
+    with page.expect_download() as download:
+        page.click("#export-download")
+    content = Path(download.value.path()).read_text(encoding="utf-8")
+    assert payment.telegram_payment_charge_id in content
+
+    # The order page: its timeline and only the steps its status allows.
+    page.goto(f"{page.base}/admin/shop/order/{payment.order_id}/change/")
+    timeline = page.inner_text("table.order-timeline")
+    assert "Payment" in timeline and "Refund" in timeline and "Bot sent" in timeline
+    tools = page.text_content(".object-tools")
+    assert "Record refund" in tools and "Cancel order" not in tools
+    page.screenshot(path=str(SCREENSHOTS / "order.png"), full_page=True)
+
+
+def test_support_answers_a_request_and_it_reaches_telegram(page, fake_telegram):
+    customer = CustomerFactory()
+    fake_telegram._user({"id": customer.telegram_id})
+    request = shop_services.support_request_create(customer=customer, text="My code does not work")
+    staff("Support")
+    login(page, "support")
+    page.goto(f"{page.base}/admin/shop/supportrequest/")
+    page.click(f"text=Support #{request.pk}") if page.locator(
+        f"text=Support #{request.pk}"
+    ).count() else page.click(f"a[href$='/supportrequest/{request.pk}/change/']")
+    page.fill("#id_answer", "Here is a new code: NEW-123")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    request.refresh_from_db()
+    assert request.status == "answered"
+    sent = Message.objects.get(dedupe_key=f"support:{request.pk}:answer")
+    assert sent.status == "sent" and "NEW-123" in sent.text
+    assert any("NEW-123" in call["params"]["text"] for call in fake_telegram.calls("sendMessage"))

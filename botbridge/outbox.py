@@ -159,13 +159,12 @@ def invoice_queue(*, order: Order, payload: str) -> Message:
     )
 
 
-def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
-    """The receipt after crediting, with what was delivered; once per payment."""
-    customer = order.customer
+def receipt_text(*, payment, order: Order, items, customer: Customer, delivered: list[str]) -> str:
+    """The receipt in the customer's language: lines, total, payment id, what was delivered."""
     lang = customer.language
     lines = "\n".join(
         f"{item.title} × {item.quantity}: {money.format_amount(item.line_total, item.currency)}"
-        for item in order.items.all()
+        for item in items
     )
     parts = [
         text(
@@ -178,7 +177,7 @@ def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
             date=timezone.localtime(payment.paid_at).strftime("%Y-%m-%d %H:%M %Z"),
         )
     ]
-    kinds = {item.kind for item in order.items.all()}
+    kinds = {item.kind for item in items}
     if "topup" in kinds:
         parts.append(
             text(
@@ -189,12 +188,61 @@ def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
         parts.append(text(lang, "receipt_digital", content="\n".join(delivered)))
     if "physical" in kinds:
         parts.append(text(lang, "receipt_shipping"))
-    return message_queue(
-        customer=customer,
-        text="\n\n".join(parts),
+    return "\n\n".join(parts)
+
+
+def receipt_queue(*, payment, order: Order, delivered: list[str]) -> Message:
+    """The receipt after crediting, with what was delivered; once per payment."""
+    customer = order.customer
+    body = receipt_text(
+        payment=payment,
         order=order,
-        dedupe_key=f"receipt:payment:{payment.pk}",
+        items=list(order.items.all()),
+        customer=customer,
+        delivered=delivered,
     )
+    return message_queue(customer=customer, text=body, order=order, dedupe_key=receipt_key(payment))
+
+
+def receipt_key(payment) -> str:
+    return f"receipt:payment:{payment.pk}"
+
+
+def receipts_queue_many(receipts: list[tuple]) -> list[Message]:
+    """Queue many receipts at once: (payment, order, customer, text) each; one INSERT."""
+    rows = Message.objects.bulk_create(
+        [
+            Message(
+                customer=customer,
+                order=order,
+                chat_id=customer.telegram_id,
+                direction=Message.Direction.OUTBOUND,
+                method="sendMessage",
+                text=body,
+                params={"chat_id": customer.telegram_id, "text": body},
+                status=Message.Status.QUEUED,
+                dedupe_key=receipt_key(payment),
+            )
+            for payment, order, customer, body in receipts
+        ]
+    )
+    if not getattr(_held, "active", False):
+        from botbridge import tasks
+
+        def publish() -> None:
+            from config.celery import app
+
+            if app.conf.task_always_eager:
+                for row in rows:
+                    tasks.message_send.delay(row.pk)
+                return
+            # One broker connection for the lot.
+            with app.producer_or_acquire() as producer:
+                for row in rows:
+                    tasks.message_send.apply_async((row.pk,), producer=producer)
+
+        transaction.on_commit(publish)
+    return rows
 
 
 def _retry_delay(attempts: int) -> float:

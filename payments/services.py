@@ -12,7 +12,7 @@ from botbridge import outbox
 from payments.models import Dispute, LedgerEntry, Payment, Refund
 from shop import money
 from shop.errors import DomainError
-from shop.models import Customer, DigitalItem, Order, OrderEvent, Product
+from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product
 from shop.services import (
     order_event_add,
     order_flag_for_review,
@@ -240,6 +240,119 @@ def payment_credit(*, payment_id: int) -> bool:
         Payment.objects.filter(pk=payment.pk).update(credited_at=timezone.now())
         outbox.receipt_queue(payment=payment, order=order, delivered=delivered)
     return True
+
+
+CREDIT_BATCH = 100
+
+
+def payment_credit_batch(*, payment_id: int | None = None, limit: int = CREDIT_BATCH) -> int:
+    """Credit up to `limit` recorded payments in one transaction; returns how many.
+
+    The worker's fast path: payments waiting to be credited are locked with SKIP LOCKED (so
+    workers share them out), and their ledger entries, order moves, audit rows and receipts
+    are written with one statement each. Exactly once, as in `payment_credit`: the row lock,
+    `credited_at` and the ledger's unique keys. An order with digital goods goes through
+    `payment_credit`, one by one, since handing out items is per unit.
+    """
+    with transaction.atomic():
+        waiting = (
+            Payment.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("order", "customer")
+            .filter(credited_at__isnull=True, review_reason="", order__status=Order.Status.PAID)
+            .order_by("pk")
+        )
+        batch = []
+        if payment_id is not None:
+            batch = list(waiting.filter(pk=payment_id))
+        batch += list(waiting.exclude(pk=payment_id)[: limit - len(batch)])
+        if not batch:
+            return 0
+        orders = {
+            o.pk: o
+            for o in Order.objects.select_for_update(of=("self",)).filter(
+                pk__in=[p.order_id for p in batch], status=Order.Status.PAID
+            )
+        }
+        items: dict[int, list] = {}
+        for item in OrderItem.objects.filter(order_id__in=list(orders)).order_by("pk"):
+            items.setdefault(item.order_id, []).append(item)
+        now = timezone.now()
+        entries, events, receipts, credited = [], [], [], []
+        moves: dict[str, list[int]] = {
+            Order.Status.FULFILLED: [],
+            Order.Status.AWAITING_SHIPMENT: [],
+        }
+        single = []
+        for payment in batch:
+            order = orders.get(payment.order_id)
+            lines = items.get(payment.order_id, [])
+            if order is None:
+                continue
+            if any(item.kind == Product.Kind.DIGITAL for item in lines):
+                single.append(payment.pk)
+                continue
+            entries.append(_credit_entry(payment, order))
+            for item in lines:
+                if item.kind != Product.Kind.TOPUP:
+                    entries.append(_purchase_entry(payment, order, item))
+            shipping = any(item.kind == Product.Kind.PHYSICAL for item in lines)
+            to_status = Order.Status.AWAITING_SHIPMENT if shipping else Order.Status.FULFILLED
+            moves[to_status].append(order.pk)
+            events.append(
+                OrderEvent(
+                    order=order,
+                    kind=OrderEvent.Kind.STATUS,
+                    from_status=Order.Status.PAID,
+                    to_status=to_status,
+                    source="system",
+                    message="Awaiting shipment" if shipping else "Fulfilled",
+                    data={"delivered_items": 0},
+                )
+            )
+            body = outbox.receipt_text(
+                payment=payment, order=order, items=lines, customer=payment.customer, delivered=[]
+            )
+            receipts.append((payment, order, payment.customer, body))
+            credited.append(payment.pk)
+        LedgerEntry.objects.bulk_create(entries)
+        Order.objects.filter(pk__in=moves[Order.Status.FULFILLED]).update(
+            status=Order.Status.FULFILLED, fulfilled_at=now, updated_at=now
+        )
+        Order.objects.filter(pk__in=moves[Order.Status.AWAITING_SHIPMENT]).update(
+            status=Order.Status.AWAITING_SHIPMENT, updated_at=now
+        )
+        OrderEvent.objects.bulk_create(events)
+        Payment.objects.filter(pk__in=credited).update(credited_at=now)
+        outbox.receipts_queue_many(receipts)
+    for pk in single:
+        payment_credit(payment_id=pk)
+    return len(credited) + len(single)
+
+
+def _credit_entry(payment: Payment, order: Order) -> LedgerEntry:
+    return LedgerEntry(
+        customer_id=payment.customer_id,
+        kind=LedgerEntry.Kind.CREDIT,
+        amount=payment.amount,
+        currency=payment.currency,
+        idempotency_key=f"payment:{payment.pk}:credit",
+        order=order,
+        payment=payment,
+        memo=f"Payment for order {order.reference}",
+    )
+
+
+def _purchase_entry(payment: Payment, order: Order, item) -> LedgerEntry:
+    return LedgerEntry(
+        customer_id=payment.customer_id,
+        kind=LedgerEntry.Kind.PURCHASE,
+        amount=-item.line_total,
+        currency=item.currency,
+        idempotency_key=f"payment:{payment.pk}:purchase:{item.pk}",
+        order=order,
+        payment=payment,
+        memo=f"{item.quantity} × {item.title}",
+    )
 
 
 def _deliver_digital(*, item) -> list[str] | None:

@@ -14,8 +14,9 @@ from payments import services
     retry_backoff=True,
     max_retries=10,
 )
-def payment_credit(payment_id: int) -> bool:
-    return services.payment_credit(payment_id=payment_id)
+def payment_credit(payment_id: int) -> int:
+    """Credit this payment, and with it others waiting (one transaction for the lot)."""
+    return services.payment_credit_batch(payment_id=payment_id)
 
 
 @shared_task(

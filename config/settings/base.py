@@ -187,8 +187,8 @@ if TELEGRAM_SANDBOX:
 
 # Telegram's sending limits: about 30 messages/s in all, 1/s per chat (short bursts pass).
 TELEGRAM_RATE_GLOBAL = env.int("TELEGRAM_RATE_GLOBAL", default=30)
-# Sent evenly: no burst above the rate, so no one-second window holds more than ~30.
-TELEGRAM_RATE_GLOBAL_BURST = env.int("TELEGRAM_RATE_GLOBAL_BURST", default=1)
+# Sent evenly: a burst of 2 lets a missed slot be caught up; no second holds more than 30.
+TELEGRAM_RATE_GLOBAL_BURST = env.int("TELEGRAM_RATE_GLOBAL_BURST", default=2)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
 TELEGRAM_RATE_CHAT_BURST = env.int("TELEGRAM_RATE_CHAT_BURST", default=3)
 # Commands, text and buttons are handled by a worker after the webhook stored them; with

@@ -257,7 +257,7 @@ def test_load_demo_is_idempotent(capsys):
 def test_load_demo_generates_benchmark_orders_up_to_n():
     call_command("load_demo", orders=120)
     call_command("load_demo", orders=150)
-    bench = Order.objects.filter(reference__startswith="B")
+    bench = Order.objects.filter(reference__regex=r"^B[0-9]{7}$")
     assert bench.count() == 150
     assert Payment.objects.filter(order__in=bench).count() == 150
     assert LedgerEntry.objects.filter(order__in=bench, kind="credit").count() == 150

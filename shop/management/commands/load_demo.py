@@ -88,6 +88,8 @@ DEMO_CUSTOMERS = [
     (900000003, "li_demo", "Li", "Demo", "en"),
 ]
 BENCH_PREFIX = "B"
+# B and seven digits: a random customer reference can start with B too, so match it all.
+BENCH_REFERENCE = rf"^{BENCH_PREFIX}[0-9]{{7}}$"
 
 
 class Command(BaseCommand):
@@ -245,7 +247,7 @@ class Command(BaseCommand):
 
     def _bench_orders(self, wanted: int, product: Product) -> None:
         """N paid, credited orders for benchmarks, in bulk; re-running tops up to N."""
-        existing = Order.objects.filter(reference__startswith=BENCH_PREFIX).count()
+        existing = Order.objects.filter(reference__regex=BENCH_REFERENCE).count()
         if existing >= wanted:
             self.stdout.write(f"{existing} benchmark orders already exist.")
             return

@@ -439,3 +439,42 @@ def test_evidence_pack_downloads_in_one_click(pay, finance, fake_telegram):
     transcript = pack.read("transcript.csv").decode()
     assert ",in," in transcript and ",out," in transcript and "/buy" in transcript
     assert order.reference in pack.read("summary.txt").decode()
+
+
+# --- outbox ---------------------------------------------------------------------------------
+
+
+def test_failed_message_is_retried_from_the_admin_and_a_sent_one_is_refused(
+    finance, fake_telegram, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory()
+    fake_telegram._user({"id": customer.telegram_id})
+    fake_telegram.fail(
+        method="sendMessage", error_code=400, description="Bad Request: chat not found",
+        chat_id=customer.telegram_id,
+    )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        message = outbox.message_queue(customer=customer, text="Your code: X-1")
+    message.refresh_from_db()
+    assert message.status == "failed" and "chat not found" in message.error
+    listing = finance.get("/admin/botbridge/message/?status__exact=failed").content.decode()
+    assert "Your code: X-1" in listing
+
+    post_step(
+        finance,
+        django_capture_on_commit_callbacks,
+        "/admin/botbridge/message/",
+        {"action": "retry", "_selected_action": [message.pk]},
+    )
+    message.refresh_from_db()
+    assert message.status == "sent"
+    assert len(fake_telegram.calls("sendMessage")) == 2  # the failed try and the retry
+
+    response = post_step(
+        finance,
+        django_capture_on_commit_callbacks,
+        "/admin/botbridge/message/",
+        {"action": "retry", "_selected_action": [message.pk]},
+    )
+    assert "Only a failed message can be retried" in response.content.decode()
+    assert len(fake_telegram.calls("sendMessage")) == 2

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from payments.models import ExportJob
-from payments.reports import Filters, SettlementReport, csv_chunks, report_get, report_rows
+from payments.reports import Filters, SettlementReport, report_csv, report_get
 from shop.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,10 @@ def export_run(*, job_id: int) -> str:
         if isinstance(report, SettlementReport):
             estimate = max(1, (filters.until - filters.since).days + 1)
         ExportJob.objects.filter(pk=job.pk).update(total_estimate=estimate)
-        counted = _Counter(job.pk, report_rows(job.report, filters))
-        bom = bool(job.params.get("bom"))
+        progress = _Progress(job.pk)
+        chunks = report_csv(job.report, filters, bom=bool(job.params.get("bom")), progress=progress)
         with tempfile.TemporaryFile("w+b") as handle:
-            for chunk in csv_chunks(report.header, counted, bom=bom):
+            for chunk in chunks:
                 handle.write(chunk.encode("utf-8"))
             handle.seek(0)
             name = f"{job.report}-{filters.since}-{filters.until}-{job.pk}.csv"
@@ -92,27 +92,26 @@ def export_run(*, job_id: int) -> str:
     ExportJob.objects.filter(pk=job.pk).update(
         status=ExportJob.Status.DONE,
         file=job.file.name,
-        row_count=counted.count,
+        row_count=progress.rows,
         finished_at=now,
         expires_at=now + EXPORT_TTL,
     )
     return ExportJob.Status.DONE
 
 
-class _Counter:
-    """Counts rows as they stream past and tells the job every PROGRESS_EVERY rows."""
+class _Progress:
+    """Told the rows written so far; tells the job every PROGRESS_EVERY rows."""
 
-    def __init__(self, job_id: int, rows):
+    def __init__(self, job_id: int):
         self.job_id = job_id
-        self.rows = rows
-        self.count = 0
+        self.rows = 0
+        self.reported = 0
 
-    def __iter__(self):
-        for row in self.rows:
-            self.count += 1
-            if self.count % PROGRESS_EVERY == 0:
-                ExportJob.objects.filter(pk=self.job_id).update(row_count=self.count)
-            yield row
+    def __call__(self, rows: int) -> None:
+        self.rows = rows
+        if rows - self.reported >= PROGRESS_EVERY:
+            ExportJob.objects.filter(pk=self.job_id).update(row_count=rows)
+            self.reported = rows
 
 
 def exports_purge(*, now=None) -> int:

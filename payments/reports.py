@@ -9,9 +9,10 @@ Rows are read with a server-side cursor in chunks and written as they come, so m
 flat however many rows there are. The date range is inclusive, in the chosen time zone.
 """
 
+import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC as UTC_ZONE
 from datetime import date, datetime, time, timedelta
@@ -424,55 +425,84 @@ class _Line:
         return text
 
 
+Progress = Callable[[int], None] | None
+
+
 def csv_chunks(
-    header: list[str], rows: Iterable[list], *, bom: bool = False, rows_per_chunk: int = 1000
+    header: list[str],
+    rows: Iterable[list],
+    *,
+    bom: bool = False,
+    rows_per_chunk: int = 1000,
+    progress: Progress = None,
 ) -> Iterator[str]:
-    """RFC 4180 text in pieces of about `rows_per_chunk` rows, header first."""
+    """RFC 4180 text in pieces of about `rows_per_chunk` rows, header first.
+
+    `progress`, if given, is told the number of rows written so far after each piece.
+    """
     target = _Line()
     writer = csv.writer(target, lineterminator="\r\n")
     writer.writerow(header)
     yield (BOM if bom else "") + target.take()
-    pending = []
+    pending, written = [], 0
     for row in rows:
         pending.append(row)
         if len(pending) >= rows_per_chunk:
             writer.writerows(pending)
+            written += len(pending)
             pending.clear()
             yield target.take()
+            if progress:
+                progress(written)
     if pending:
         writer.writerows(pending)
+        written += len(pending)
         yield target.take()
+    if progress:
+        progress(written)
 
 
-def copy_chunks(report: Report, qs: QuerySet) -> Iterator[str]:
+def copy_chunks(report: Report, qs: QuerySet, *, progress: Progress = None) -> Iterator[str]:
     """The rows as PostgreSQL's COPY writes them, with CRLF between records (RFC 4180).
 
     COPY ends records with LF. A LF outside quotes ends a record; one inside a quoted field is
-    data and stays as it is. Quote parity is carried from one block to the next.
+    data and stays as it is. Quote parity is carried from one block to the next, and so is a
+    character split between blocks.
     """
     sql, params = report.copy_sql(qs)
-    quoted = False
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    quoted, records = False, 0
     with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
         for block in copy:
-            parts = bytes(block).decode("utf-8").split('"')
+            parts = decoder.decode(bytes(block)).split('"')
             for i in range(len(parts)):
                 if not quoted:
+                    records += parts[i].count("\n")
                     parts[i] = parts[i].replace("\n", "\r\n")
                 if i < len(parts) - 1:
                     quoted = not quoted
             yield '"'.join(parts)
+            if progress:
+                progress(records)
 
 
 def report_csv(
-    name: str, filters: Filters, *, bom: bool = False, queryset: QuerySet | None = None
+    name: str,
+    filters: Filters,
+    *,
+    bom: bool = False,
+    queryset: QuerySet | None = None,
+    progress: Progress = None,
 ) -> Iterator[str]:
+    """The report as CSV text in pieces: the command, the download and the background job."""
     report = report_get(name)
     if connection.vendor == "postgresql" and not isinstance(report, SettlementReport):
         # PostgreSQL writes the rows itself: the same text as the Python writer, faster.
-        return _with_header(
-            report.header, copy_chunks(report, report.filtered(filters, queryset)), bom
-        )
-    return csv_chunks(report.header, report_rows(name, filters, queryset), bom=bom)
+        rows = copy_chunks(report, report.filtered(filters, queryset), progress=progress)
+        return _with_header(report.header, rows, bom)
+    return csv_chunks(
+        report.header, report_rows(name, filters, queryset), bom=bom, progress=progress
+    )
 
 
 def _with_header(header: list[str], chunks: Iterator[str], bom: bool) -> Iterator[str]:
@@ -483,5 +513,4 @@ def _with_header(header: list[str], chunks: Iterator[str], bom: bool) -> Iterato
 def queryset_csv(name: str, queryset: QuerySet, *, bom: bool = False) -> Iterator[str]:
     """A report over exactly these rows (an admin changelist's current selection)."""
     report = report_get(name)
-    rows = report.rows(queryset) if not isinstance(report, SettlementReport) else iter(())
-    return csv_chunks(report.header, rows, bom=bom)
+    return csv_chunks(report.header, report.rows(queryset), bom=bom)

@@ -51,12 +51,54 @@ def held():
         _held.active = False
 
 
-def _enqueue(message: Message) -> None:
-    if getattr(_held, "active", False):
+def _enqueue(messages: list[Message]) -> None:
+    """Schedule sending after the commit; many rows share one broker connection."""
+    if getattr(_held, "active", False) or not messages:
         return
     from botbridge import tasks  # tasks import this module
 
-    transaction.on_commit(lambda: tasks.message_send.delay(message.pk))
+    def publish() -> None:
+        from config.celery import app
+
+        if app.conf.task_always_eager:
+            for message in messages:
+                tasks.message_send.delay(message.pk)
+            return
+        with app.producer_or_acquire() as producer:
+            for message in messages:
+                tasks.message_send.apply_async((message.pk,), producer=producer)
+
+    transaction.on_commit(publish)
+
+
+def _outbound(
+    *,
+    customer: Customer,
+    text: str,
+    method: str = "sendMessage",
+    params: dict[str, Any] | None = None,
+    reply_markup: dict[str, Any] | None = None,
+    order: Order | None = None,
+    dedupe_key: str | None = None,
+) -> Message:
+    """An unsaved outbox row with its Bot API parameters."""
+    params = dict(params or {})
+    params["chat_id"] = customer.telegram_id
+    if method == "sendMessage":
+        params["text"] = text
+    if reply_markup:
+        params["reply_markup"] = reply_markup
+    return Message(
+        customer=customer,
+        order=order,
+        chat_id=customer.telegram_id,
+        direction=Message.Direction.OUTBOUND,
+        method=method,
+        text=text,
+        params=params,
+        status=Message.Status.QUEUED,
+        dedupe_key=dedupe_key,
+    )
 
 
 def message_queue(
@@ -70,12 +112,15 @@ def message_queue(
     dedupe_key: str | None = None,
 ) -> Message:
     """Queue one message to a customer; sent after the surrounding transaction commits."""
-    params = dict(params or {})
-    params["chat_id"] = customer.telegram_id
-    if method == "sendMessage":
-        params["text"] = text
-    if reply_markup:
-        params["reply_markup"] = reply_markup
+    message = _outbound(
+        customer=customer,
+        text=text,
+        method=method,
+        params=params,
+        reply_markup=reply_markup,
+        order=order,
+        dedupe_key=dedupe_key,
+    )
     with transaction.atomic():
         if dedupe_key:
             existing = Message.objects.filter(dedupe_key=dedupe_key).first()
@@ -83,22 +128,12 @@ def message_queue(
                 return existing
         try:
             with transaction.atomic():
-                message = Message.objects.create(
-                    customer=customer,
-                    order=order,
-                    chat_id=customer.telegram_id,
-                    direction=Message.Direction.OUTBOUND,
-                    method=method,
-                    text=text,
-                    params=params,
-                    status=Message.Status.QUEUED,
-                    dedupe_key=dedupe_key,
-                )
+                message.save(force_insert=True)
         except IntegrityError:
             if not dedupe_key:
                 raise
             return Message.objects.get(dedupe_key=dedupe_key)
-        _enqueue(message)
+        _enqueue([message])
     return message
 
 
@@ -209,39 +244,17 @@ def receipt_key(payment) -> str:
 
 
 def receipts_queue_many(receipts: list[tuple]) -> list[Message]:
-    """Queue many receipts at once: (payment, order, customer, text) each; one INSERT."""
+    """Queue many receipts at once: (payment, order, customer, text) each; one INSERT.
+
+    For payments being credited for the first time (so no receipt row exists yet).
+    """
     rows = Message.objects.bulk_create(
         [
-            Message(
-                customer=customer,
-                order=order,
-                chat_id=customer.telegram_id,
-                direction=Message.Direction.OUTBOUND,
-                method="sendMessage",
-                text=body,
-                params={"chat_id": customer.telegram_id, "text": body},
-                status=Message.Status.QUEUED,
-                dedupe_key=receipt_key(payment),
-            )
+            _outbound(customer=customer, text=body, order=order, dedupe_key=receipt_key(payment))
             for payment, order, customer, body in receipts
         ]
     )
-    if not getattr(_held, "active", False):
-        from botbridge import tasks
-
-        def publish() -> None:
-            from config.celery import app
-
-            if app.conf.task_always_eager:
-                for row in rows:
-                    tasks.message_send.delay(row.pk)
-                return
-            # One broker connection for the lot.
-            with app.producer_or_acquire() as producer:
-                for row in rows:
-                    tasks.message_send.apply_async((row.pk,), producer=producer)
-
-        transaction.on_commit(publish)
+    _enqueue(rows)
     return rows
 
 
@@ -343,7 +356,7 @@ def message_retry(*, message: Message) -> Message:
     if not updated:
         raise DomainError("Only a failed message can be retried.", code="not_failed")
     message.refresh_from_db()
-    _enqueue(message)
+    _enqueue([message])
     return message
 
 

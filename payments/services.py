@@ -192,17 +192,7 @@ def payment_credit(*, payment_id: int) -> bool:
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         if order.status != Order.Status.PAID:
             return False
-        customer = payment.customer
-        ledger_post(
-            customer=customer,
-            kind=LedgerEntry.Kind.CREDIT,
-            amount=payment.amount,
-            currency=payment.currency,
-            idempotency_key=f"payment:{payment.pk}:credit",
-            order=order,
-            payment=payment,
-            memo=f"Payment for order {order.reference}",
-        )
+        ledger_post(**_credit_entry(payment, order))
         delivered: list[str] = []
         needs_shipping = False
         for item in order.items.select_related("product"):
@@ -220,16 +210,7 @@ def payment_credit(*, payment_id: int) -> bool:
                     Payment.objects.filter(pk=payment.pk).update(credited_at=timezone.now())
                     return True
                 delivered.extend(codes)
-            ledger_post(
-                customer=customer,
-                kind=LedgerEntry.Kind.PURCHASE,
-                amount=-item.line_total,
-                currency=item.currency,
-                idempotency_key=f"payment:{payment.pk}:purchase:{item.pk}",
-                order=order,
-                payment=payment,
-                memo=f"{item.quantity} × {item.title}",
-            )
+            ledger_post(**_purchase_entry(payment, order, item))
         next_status = Order.Status.AWAITING_SHIPMENT if needs_shipping else Order.Status.FULFILLED
         order_transition(
             order=order,
@@ -291,10 +272,10 @@ def payment_credit_batch(*, payment_id: int | None = None, limit: int = CREDIT_B
             if any(item.kind == Product.Kind.DIGITAL for item in lines):
                 single.append(payment.pk)
                 continue
-            entries.append(_credit_entry(payment, order))
+            entries.append(LedgerEntry(**_credit_entry(payment, order)))
             for item in lines:
                 if item.kind != Product.Kind.TOPUP:
-                    entries.append(_purchase_entry(payment, order, item))
+                    entries.append(LedgerEntry(**_purchase_entry(payment, order, item)))
             shipping = any(item.kind == Product.Kind.PHYSICAL for item in lines)
             to_status = Order.Status.AWAITING_SHIPMENT if shipping else Order.Status.FULFILLED
             moves[to_status].append(order.pk)
@@ -329,30 +310,32 @@ def payment_credit_batch(*, payment_id: int | None = None, limit: int = CREDIT_B
     return len(credited) + len(single)
 
 
-def _credit_entry(payment: Payment, order: Order) -> LedgerEntry:
-    return LedgerEntry(
-        customer_id=payment.customer_id,
-        kind=LedgerEntry.Kind.CREDIT,
-        amount=payment.amount,
-        currency=payment.currency,
-        idempotency_key=f"payment:{payment.pk}:credit",
-        order=order,
-        payment=payment,
-        memo=f"Payment for order {order.reference}",
-    )
+def _credit_entry(payment: Payment, order: Order) -> dict[str, Any]:
+    """The ledger entry crediting a payment (for ledger_post, or LedgerEntry in a batch)."""
+    return {
+        "customer": payment.customer,
+        "kind": LedgerEntry.Kind.CREDIT,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "idempotency_key": f"payment:{payment.pk}:credit",
+        "order": order,
+        "payment": payment,
+        "memo": f"Payment for order {order.reference}",
+    }
 
 
-def _purchase_entry(payment: Payment, order: Order, item) -> LedgerEntry:
-    return LedgerEntry(
-        customer_id=payment.customer_id,
-        kind=LedgerEntry.Kind.PURCHASE,
-        amount=-item.line_total,
-        currency=item.currency,
-        idempotency_key=f"payment:{payment.pk}:purchase:{item.pk}",
-        order=order,
-        payment=payment,
-        memo=f"{item.quantity} × {item.title}",
-    )
+def _purchase_entry(payment: Payment, order: Order, item: OrderItem) -> dict[str, Any]:
+    """The ledger entry spending the credit on one order line."""
+    return {
+        "customer": payment.customer,
+        "kind": LedgerEntry.Kind.PURCHASE,
+        "amount": -item.line_total,
+        "currency": item.currency,
+        "idempotency_key": f"payment:{payment.pk}:purchase:{item.pk}",
+        "order": order,
+        "payment": payment,
+        "memo": f"{item.quantity} × {item.title}",
+    }
 
 
 def _deliver_digital(*, item) -> list[str] | None:
@@ -600,11 +583,28 @@ def refund_create(
     """Staff record a refund. Stars are refunded by the worker through refundStarPayment;
     A-Pay has no refund API, so the refund waits for staff to confirm they made it there."""
     refund = refund_request(payment=payment, amount=amount, reason=reason, note=note, author=author)
+    _refund_stars_schedule(refund)
+    return refund
+
+
+def _refund_stars_schedule(refund: Refund) -> None:
+    """Stars are refunded by the worker (refundStarPayment), after the commit."""
     if refund.currency == money.STARS:
         from payments import tasks
 
         transaction.on_commit(lambda: tasks.refund_stars.delay(refund.pk))
-    return refund
+
+
+def _refund_event(refund: Refund, message: str, actor: AbstractBaseUser | None = None) -> None:
+    """A step of the refund in its order's audit trail (if it has an order)."""
+    if refund.order_id:
+        order_event_add(
+            order=refund.order,
+            kind=OrderEvent.Kind.REFUND,
+            message=message,
+            actor=actor,
+            data={"refund_id": refund.pk},
+        )
 
 
 def refund_confirm(
@@ -628,13 +628,7 @@ def refund_fail(*, refund: Refund, error: str) -> Refund:
         refund.status = Refund.Status.FAILED
         refund.error = error[:2000]
         refund.save(update_fields=["status", "error"])
-        if refund.order_id:
-            order_event_add(
-                order=refund.order,
-                kind=OrderEvent.Kind.REFUND,
-                message=f"Refund #{refund.pk} failed: {error}"[:255],
-                data={"refund_id": refund.pk},
-            )
+        _refund_event(refund, f"Refund #{refund.pk} failed: {error}")
     return refund
 
 
@@ -648,18 +642,8 @@ def refund_retry(*, refund: Refund, actor: AbstractBaseUser | None = None) -> Re
             )
         refund.status = Refund.Status.PENDING
         refund.save(update_fields=["status"])
-        if refund.order_id:
-            order_event_add(
-                order=refund.order,
-                kind=OrderEvent.Kind.REFUND,
-                message=f"Refund #{refund.pk} retried",
-                actor=actor,
-                data={"refund_id": refund.pk},
-            )
-        if refund.currency == money.STARS:
-            from payments import tasks
-
-            transaction.on_commit(lambda: tasks.refund_stars.delay(refund.pk))
+        _refund_event(refund, f"Refund #{refund.pk} retried", actor=actor)
+        _refund_stars_schedule(refund)
     return refund
 
 
@@ -679,14 +663,7 @@ def refund_cancel(*, refund: Refund, actor: AbstractBaseUser | None = None) -> R
         Payment.objects.filter(pk=refund.payment_id).update(
             refunded_amount=F("refunded_amount") - refund.amount
         )
-        if refund.order_id:
-            order_event_add(
-                order=refund.order,
-                kind=OrderEvent.Kind.REFUND,
-                message=f"Refund #{refund.pk} cancelled",
-                actor=actor,
-                data={"refund_id": refund.pk},
-            )
+        _refund_event(refund, f"Refund #{refund.pk} cancelled", actor=actor)
     return refund
 
 

@@ -49,63 +49,33 @@ def money_tiles() -> dict[str, list[str]]:
 
 
 def queue_tiles(user) -> list[Tile]:
-    now = timezone.now()
+    """What waits for someone, each tile only for those who may open its list."""
+    due_by = timezone.now() + timedelta(hours=48)
+    queues = [
+        ("shop.view_order", "Orders needing review", Order.objects.filter(needs_review=True),
+         "shop/order/?needs_review__exact=1", True),
+        ("shop.view_order", "Orders to ship",
+         Order.objects.filter(status=Order.Status.AWAITING_SHIPMENT),
+         "shop/order/?status__exact=awaiting_shipment", False),
+        ("payments.view_dispute", "Disputes due within 48 h",
+         Dispute.objects.filter(status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=due_by),
+         "payments/dispute/?is_due_soon__exact=1", True),
+        ("botbridge.view_message", "Failed outbound messages",
+         Message.objects.filter(status=Message.Status.FAILED),
+         "botbridge/message/?status__exact=failed", True),
+        ("botbridge.view_telegramupdate", "Failed webhook updates",
+         TelegramUpdate.objects.filter(status=TelegramUpdate.Status.FAILED),
+         "botbridge/telegramupdate/?status__exact=failed", True),
+        ("shop.view_supportrequest", "Open support requests",
+         SupportRequest.objects.filter(status=SupportRequest.Status.OPEN),
+         "shop/supportrequest/?status__exact=open", True),
+    ]  # fmt: skip
     tiles = []
-    if user.has_perm("shop.view_order"):
-        review = Order.objects.filter(needs_review=True).count()
-        shipping = Order.objects.filter(status=Order.Status.AWAITING_SHIPMENT).count()
-        tiles += [
-            Tile(
-                "Orders needing review",
-                str(review),
-                "shop/order/?needs_review__exact=1",
-                review > 0,
-            ),
-            Tile("Orders to ship", str(shipping), "shop/order/?status__exact=awaiting_shipment"),
-        ]
-    if user.has_perm("payments.view_dispute"):
-        due = Dispute.objects.filter(
-            status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=now + timedelta(hours=48)
-        ).count()
-        tiles.append(
-            Tile(
-                "Disputes due within 48 h",
-                str(due),
-                "payments/dispute/?is_due_soon__exact=1",
-                due > 0,
-            )
-        )
-    if user.has_perm("botbridge.view_message"):
-        failed = Message.objects.filter(status=Message.Status.FAILED).count()
-        tiles.append(
-            Tile(
-                "Failed outbound messages",
-                str(failed),
-                "botbridge/message/?status__exact=failed",
-                failed > 0,
-            )
-        )
-    if user.has_perm("botbridge.view_telegramupdate"):
-        failed = TelegramUpdate.objects.filter(status=TelegramUpdate.Status.FAILED).count()
-        tiles.append(
-            Tile(
-                "Failed webhook updates",
-                str(failed),
-                "botbridge/telegramupdate/?status__exact=failed",
-                failed > 0,
-            )
-        )
-    if user.has_perm("shop.view_supportrequest"):
-        waiting = SupportRequest.objects.filter(status=SupportRequest.Status.OPEN).count()
-        tiles.append(
-            Tile(
-                "Open support requests",
-                str(waiting),
-                "shop/supportrequest/?status__exact=open",
-                waiting > 0,
-            )
-        )
-    return tiles  # fmt: skip
+    for permission, label, queryset, url, alert in queues:
+        if user.has_perm(permission):
+            count = queryset.count()
+            tiles.append(Tile(label, str(count), url, alert and count > 0))
+    return tiles
 
 
 def chart_currency(requested: str | None) -> str | None:

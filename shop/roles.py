@@ -55,16 +55,25 @@ def _codename(model: str, action: str) -> tuple[str, str]:
 
 
 def roles_sync(**kwargs) -> None:
-    """Create the groups and give each exactly its permissions (post_migrate)."""
+    """Create the groups and give each exactly its permissions (post_migrate).
+
+    Runs after each app's migrations; permissions of apps not migrated yet are simply not
+    there yet, and the last run sees them all.
+    """
+    wanted = {_codename(model, action) for table in ROLES.values() for model in table
+              for action in table[model]}  # fmt: skip
+    known = {
+        (p.content_type.app_label, p.codename): p
+        for p in Permission.objects.filter(
+            codename__in={codename for _, codename in wanted}
+        ).select_related("content_type")
+    }
     for name, table in ROLES.items():
         group, _ = Group.objects.get_or_create(name=name)
-        wanted = []
-        for model, actions in table.items():
-            for action in actions:
-                app_label, codename = _codename(model, action)
-                permission = Permission.objects.filter(
-                    content_type__app_label=app_label, codename=codename
-                ).first()
-                if permission is not None:
-                    wanted.append(permission)
-        group.permissions.set(wanted)
+        permissions = [
+            known[key]
+            for model, actions in table.items()
+            for key in (_codename(model, action) for action in actions)
+            if key in known
+        ]
+        group.permissions.set(permissions)

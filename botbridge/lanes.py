@@ -19,8 +19,37 @@ from botbridge import shared_redis
 FLAG_TTL = 60  # seconds; a drain runs at most DRAIN_BUDGET before handing over
 DRAIN_BUDGET = 20.0
 
-_local_lock = threading.Lock()
-_local_flags: dict[int, float] = {}
+
+class _LocalFlags:
+    """Redis's SET [NX] EX and DEL for one process (tasks in-process: nothing to share)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+
+    def set(self, key: str, value, *, nx: bool = False, ex: int) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if nx and self._until.get(key, 0) > now:
+                return False
+            self._until[key] = now + ex
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._until.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()
+
+
+_local = _LocalFlags()
+
+
+def _flags():
+    client = shared_redis.client()
+    return _local if client is None else client
 
 
 def lane_of(payload: dict[str, Any]) -> int:
@@ -40,31 +69,13 @@ def _key(lane: int) -> str:
 
 def claim(lane: int) -> bool:
     """True if this caller is now the lane's one drain (the lane was idle)."""
-    client = shared_redis.client()
-    if client is None:
-        with _local_lock:
-            now = time.monotonic()
-            if _local_flags.get(lane, 0) > now:
-                return False
-            _local_flags[lane] = now + FLAG_TTL
-            return True
-    return bool(client.set(_key(lane), 1, nx=True, ex=FLAG_TTL))
+    return bool(_flags().set(_key(lane), 1, nx=True, ex=FLAG_TTL))
 
 
 def extend(lane: int) -> None:
     """A drain still working keeps its lane."""
-    client = shared_redis.client()
-    if client is None:
-        with _local_lock:
-            _local_flags[lane] = time.monotonic() + FLAG_TTL
-        return
-    client.set(_key(lane), 1, ex=FLAG_TTL)
+    _flags().set(_key(lane), 1, ex=FLAG_TTL)
 
 
 def release(lane: int) -> None:
-    client = shared_redis.client()
-    if client is None:
-        with _local_lock:
-            _local_flags.pop(lane, None)
-        return
-    client.delete(_key(lane))
+    _flags().delete(_key(lane))

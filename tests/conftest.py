@@ -17,9 +17,9 @@ def _idle_update_lanes():
     """In-process lane flags (tasks eager) start idle in every test."""
     from botbridge import lanes
 
-    lanes._local_flags.clear()
+    lanes._local.clear()
     yield
-    lanes._local_flags.clear()
+    lanes._local.clear()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "received_at",
         "processed_at",
         "payload",
+        "reply",
         "error",
     ]
     actions = ["replay"]

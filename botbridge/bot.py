@@ -66,6 +66,30 @@ def send(method: str, params: dict[str, Any]) -> types.Message:
     raise ValueError(f"Unsupported outbound method {method}")
 
 
+def answer_query(reply: dict[str, Any]) -> bool:
+    """Make a query's answer call (what the webhook sends back in its response) directly."""
+    bot = get_bot()
+    method = reply["method"]
+    if method == "answerPreCheckoutQuery":
+        return bot.answer_pre_checkout_query(
+            reply["pre_checkout_query_id"], ok=reply["ok"], error_message=reply.get("error_message")
+        )
+    if method == "answerShippingQuery":
+        options = [
+            types.ShippingOption(option["id"], option["title"]).add_price(
+                *(types.LabeledPrice(price["label"], price["amount"]) for price in option["prices"])
+            )
+            for option in reply.get("shipping_options", [])
+        ]
+        return bot.answer_shipping_query(
+            reply["shipping_query_id"],
+            ok=reply["ok"],
+            shipping_options=options or None,
+            error_message=reply.get("error_message"),
+        )
+    raise ValueError(f"Unsupported answer {method}")
+
+
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "shipping_query"]
 
 

@@ -2,8 +2,12 @@
 
 Routing is explicit rather than through TeleBot's handler registry: pyTelegramBotAPI 4.37
 gives `refunded_payment` messages no content type, so a content-type handler never sees them.
-Calls that answer a query (callback, pre-checkout, shipping) are made on commit, so Telegram
-is told only what the database kept, and no lock is held during a network call.
+
+Pre-checkout and shipping queries are answered in the webhook's own response: `dispatch`
+returns the Bot API call ({"method": ..., params}) and the view sends it back, which the Bot
+API allows for webhooks ("you can perform a request to the Bot API while sending an answer to
+the webhook"). Telegram gets it after the commit, so it is told only what the database kept,
+and no network call is made while a lock is held. A callback query's answer is made on commit.
 """
 
 import logging
@@ -33,7 +37,8 @@ CATALOG_PAGE_SIZE = 5
 SUPPORT_PROMPT_TTL = timedelta(minutes=30)
 
 
-def dispatch(row: TelegramUpdate) -> None:
+def dispatch(row: TelegramUpdate) -> dict[str, Any] | None:
+    """Act on one stored update; returns the Bot API call that answers it, if it needs one."""
     payload = row.payload
     # Parse only the kinds the bot acts on: TeleBot's parser is strict about the rest (a poll
     # without options raises), and an update we do not use must never fail.
@@ -42,10 +47,11 @@ def dispatch(row: TelegramUpdate) -> None:
     elif "callback_query" in payload:
         _on_callback(types.CallbackQuery.de_json(payload["callback_query"]), row)
     elif "pre_checkout_query" in payload:
-        _on_pre_checkout(types.PreCheckoutQuery.de_json(payload["pre_checkout_query"]))
+        return _on_pre_checkout(types.PreCheckoutQuery.de_json(payload["pre_checkout_query"]))
     elif "shipping_query" in payload:
-        _on_shipping(types.ShippingQuery.de_json(payload["shipping_query"]))
+        return _on_shipping(types.ShippingQuery.de_json(payload["shipping_query"]))
     # Other kinds are stored by the webhook and need nothing more.
+    return None
 
 
 def is_urgent(payload: dict[str, Any]) -> bool:
@@ -365,7 +371,7 @@ def _order_from_payload(payload: str | None) -> Order | None:
     return selectors.order_get_by_reference(reference=reference) if reference else None
 
 
-def _on_pre_checkout(query: types.PreCheckoutQuery) -> None:
+def _on_pre_checkout(query: types.PreCheckoutQuery) -> dict[str, Any]:
     # Answered in the payer's own language; no customer row is needed to say no.
     lang = language_for(query.from_user.language_code)
     reference = payload_reference(query.invoice_payload)
@@ -379,32 +385,22 @@ def _on_pre_checkout(query: types.PreCheckoutQuery) -> None:
         if reference
         else "invoice_invalid"
     )
-    error_message = text(lang, f"err_{refusal}") if refusal else None
-
-    def answer() -> None:
-        bot.get_bot().answer_pre_checkout_query(
-            query.id, ok=refusal is None, error_message=error_message
-        )
-
-    # Telegram cancels the checkout 10 s after asking: answer inside this request.
-    transaction.on_commit(answer, robust=True)
+    # Telegram cancels the checkout 10 s after asking: the answer goes back in the response.
+    answer = {"method": "answerPreCheckoutQuery", "pre_checkout_query_id": query.id}
+    if refusal is None:
+        return {**answer, "ok": True}
+    return {**answer, "ok": False, "error_message": text(lang, f"err_{refusal}")}
 
 
-def _on_shipping(query: types.ShippingQuery) -> None:
+def _on_shipping(query: types.ShippingQuery) -> dict[str, Any]:
     customer = _customer(query.from_user)
-    order = _order_from_payload(query.invoice_payload)
+    answer = {"method": "answerShippingQuery", "shipping_query_id": query.id}
+    if _order_from_payload(query.invoice_payload) is None:
+        error = text(customer.language, "err_invoice_invalid")
+        return {**answer, "ok": False, "error_message": error}
     label = text(customer.language, "shipping_standard")
-
-    def answer() -> None:
-        if order is None:
-            bot.get_bot().answer_shipping_query(
-                query.id, ok=False, error_message=text(customer.language, "err_invoice_invalid")
-            )
-            return
-        option = types.ShippingOption("standard", label).add_price(types.LabeledPrice(label, 0))
-        bot.get_bot().answer_shipping_query(query.id, ok=True, shipping_options=[option])
-
-    transaction.on_commit(answer, robust=True)
+    option = {"id": "standard", "title": label, "prices": [{"label": label, "amount": 0}]}
+    return {**answer, "ok": True, "shipping_options": [option]}
 
 
 def _on_successful_payment(customer: Customer, message: types.Message, row: TelegramUpdate) -> None:

@@ -2,10 +2,11 @@
 
 An update goes to lane `chat id % TELEGRAM_UPDATE_LANES`, so one customer's updates are
 handled in the order Telegram numbered them while different customers' run in parallel
-on as many workers as there are lanes. The webhook wakes a lane with one Redis SET NX
-instead of publishing a task per update; only the first wake-up of an idle lane publishes
-a `botbridge.updates_drain` task. The flag expires by itself, so a drain killed with its
-worker only delays its lane until the next update or the beat's `update_requeue_stale`.
+on as many workers as there are lanes. The webhook only stores an update; the dispatcher
+(`services.updates_dispatch`, run continuously by `manage.py run_update_dispatcher`) finds
+lanes with updates waiting and claims each with one Redis SET NX, publishing a
+`botbridge.updates_drain` task only when the lane was idle. The flag expires by itself, so a
+drain killed with its worker only delays its lane until the flag has expired.
 """
 
 import threading

@@ -23,6 +23,12 @@ class TelegramUpdate(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    reply = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The Bot API call sent back in the webhook's response (a query's answer), "
+        "kept so that a redelivery gets the same answer.",
+    )
 
     class Meta:
         ordering = ["-update_id"]

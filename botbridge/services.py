@@ -2,19 +2,26 @@
 
 Updates that Telegram waits on (pre-checkout and shipping queries must be answered within
 10 s; a successful or refunded payment is money) are handled inside the webhook request, in
-the same transaction that stores them. Everything else (commands, text, buttons) is stored
-and committed, and handled by a worker draining its lane (see `botbridge.lanes`), when
-TELEGRAM_HANDLE_IN_WORKER is on: the webhook then answers Telegram after one INSERT.
+the same transaction that stores them, and a query's answer goes back in the response.
+Everything else (commands, text, buttons) is, when TELEGRAM_HANDLE_IN_WORKER is on, stored
+with one INSERT and answered at once; the dispatcher (`manage.py run_update_dispatcher`)
+sees it waiting and wakes its lane's drain on a worker (see `botbridge.lanes`).
 """
 
 import logging
+import threading
 import time
 import traceback
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from botbridge import handlers, lanes
@@ -26,24 +33,31 @@ logger = logging.getLogger(__name__)
 # The database went away: answer 5xx so Telegram delivers the update again later.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
-# A stored update still waiting after this (its drain was lost) gets its lane woken again.
-REQUEUE_AFTER = timedelta(minutes=1)
 DRAIN_BATCH = 50
 
-# The table name is the model's own constant; every value is a bound parameter.
+# The webhook's two statements, written out: compiling the ORM's equivalents cost more than
+# running them (bench/README.md). The table name is the model's own constant; every value is
+# a bound parameter.
 _INSERT = (
     f"INSERT INTO {TelegramUpdate._meta.db_table}"  # noqa: S608
-    " (update_id, kind, lane, payload, status, error, attempts, received_at)"
-    " VALUES (%s, %s, %s, %s, %s, '', 0, %s)"
+    " (update_id, kind, lane, payload, status, error, attempts, received_at, processed_at)"
+    " VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s)"
     " ON CONFLICT (update_id) DO NOTHING RETURNING id"
 )
+_FINISH = (
+    f"UPDATE {TelegramUpdate._meta.db_table}"  # noqa: S608
+    " SET status = %s, error = %s, attempts = %s, processed_at = %s, reply = %s WHERE id = %s"
+)
+# Only the reply changes: PostgreSQL updates the row in place (no indexed column changes).
+_SET_REPLY = f"UPDATE {TelegramUpdate._meta.db_table} SET reply = %s WHERE id = %s"  # noqa: S608
 
 
-def update_receive(*, payload: dict[str, Any]) -> tuple[TelegramUpdate | None, bool]:
+def update_receive(*, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Store an update under its update_id and see that it is acted on once.
 
-    Returns (row, is_new_delivery); a redelivered update_id returns (None, False) and changes
-    nothing. A bug while handling is kept on the row (status failed, with the traceback) and
+    Returns the Bot API call that answers it (`{"method": ..., params}`, for the webhook's
+    response), or None. A redelivered update_id changes nothing and gets the answer given the
+    first time. A bug while handling is kept on the row (status failed, with the traceback) and
     does not raise, so one bad update never blocks the bot; a transient database error raises
     and keeps nothing, so Telegram's redelivery starts afresh.
     """
@@ -56,32 +70,36 @@ def update_receive(*, payload: dict[str, Any]) -> tuple[TelegramUpdate | None, b
         received_at=timezone.now(),
     )
     if settings.TELEGRAM_HANDLE_IN_WORKER and not handlers.is_urgent(payload):
-        # One statement, committed at once when no caller holds a transaction.
-        if not _insert(row):
-            return None, False
-        lane = row.lane
-        transaction.on_commit(lambda: _wake(lane), robust=True)
-        return row, True
+        # One statement, committed at once when no caller holds a transaction. Nothing
+        # answers these in the response; the dispatcher wakes the lane.
+        _insert(row)
+        return None
     with transaction.atomic():
-        # A delivery of the same update in parallel waits on the unique index until this
-        # transaction ends, then inserts nothing: it is handled once.
+        # Stored as handled, since this transaction handles it and nobody sees the row before
+        # it commits; a bug while handling rewrites it as failed. A delivery of the same update
+        # in parallel waits on the unique index until this transaction ends, then inserts
+        # nothing: it is handled once.
+        row.status, row.attempts, row.processed_at = (
+            TelegramUpdate.Status.PROCESSED,
+            1,
+            row.received_at,
+        )
         if not _insert(row):
-            return None, False
+            return _reply_given(row.update_id)
         _process(row)
-    return row, True
+    return row.reply
+
+
+def _reply_given(update_id: int) -> dict[str, Any] | None:
+    return (
+        TelegramUpdate.objects.filter(update_id=update_id).values_list("reply", flat=True).first()
+    )
 
 
 def _insert(row: TelegramUpdate) -> bool:
     """INSERT … ON CONFLICT DO NOTHING: False when the update_id was stored already."""
-    fields = TelegramUpdate._meta
-    params = [
-        row.update_id,
-        row.kind,
-        row.lane,
-        fields.get_field("payload").get_db_prep_save(row.payload, connection),
-        row.status,
-        fields.get_field("received_at").get_db_prep_save(row.received_at, connection),
-    ]
+    params = [row.update_id, row.kind, row.lane, *_prepared(row, "payload"), row.status]
+    params += [row.attempts, *_prepared(row, "received_at", "processed_at")]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, params)
         inserted = cursor.fetchone()
@@ -92,12 +110,84 @@ def _insert(row: TelegramUpdate) -> bool:
     return True
 
 
-def _wake(lane: int) -> None:
-    """Make sure a drain runs on this lane: publish one only if the lane was idle."""
+def _finish(row: TelegramUpdate) -> None:
+    """Write the outcome of handling (the row's save, without compiling a query each time)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH,
+            [
+                row.status,
+                row.error,
+                row.attempts,
+                *_prepared(row, "processed_at", "reply"),
+                row.pk,
+            ],
+        )
+
+
+def _set_reply(row: TelegramUpdate) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_SET_REPLY, [*_prepared(row, "reply"), row.pk])
+
+
+def _prepared(row: TelegramUpdate, *names: str) -> list[Any]:
+    """Field values as the database takes them (JSON adapted, datetimes made aware)."""
+    meta = TelegramUpdate._meta
+    return [meta.get_field(name).get_db_prep_save(getattr(row, name), connection) for name in names]
+
+
+def updates_dispatch() -> int:
+    """Wake every lane that has stored updates waiting and no drain; returns how many.
+
+    The dispatcher process calls this several times a second; the beat once a minute as
+    the safety net for a dispatcher that is not running. A lane whose drain died with its
+    worker is woken again once the drain's flag has expired.
+    """
+    waiting = (
+        TelegramUpdate.objects.filter(status=TelegramUpdate.Status.RECEIVED)
+        .order_by("lane")
+        .values_list("lane", flat=True)
+        .distinct()
+    )
+    woken = 0
+    for lane in list(waiting):
+        try:
+            woken += _wake(lane)
+        except Exception:
+            # The broker is unreachable, or (tasks in-process) the drain failed: the rows
+            # stay stored and the next pass tries again.
+            logger.exception("Could not wake update lane %s", lane)
+    return woken
+
+
+def updates_dispatch_forever(*, interval: float, stop: threading.Event) -> None:
+    """The dispatcher's loop: a pass every `interval` seconds until `stop` is set."""
+    try:
+        while not stop.is_set():
+            # A long-running loop: drop connections the database closed meanwhile.
+            close_old_connections()
+            try:
+                updates_dispatch()
+            except TRANSIENT_ERRORS as error:
+                logger.warning("Dispatch pass failed, trying again: %s", error)
+                stop.wait(min(5.0, interval * 10))
+            stop.wait(interval)
+    finally:
+        connection.close()
+
+
+def _wake(lane: int) -> bool:
+    """Publish a drain for this lane unless one is running; True if one was published."""
     from botbridge import tasks  # tasks import this module
 
-    if lanes.claim(lane):
+    if not lanes.claim(lane):
+        return False
+    try:
         tasks.updates_drain.delay(lane)
+    except BaseException:
+        lanes.release(lane)  # no drain holds it: let the next pass try at once
+        raise
+    return True
 
 
 def updates_drain(*, lane: int, budget: float = lanes.DRAIN_BUDGET) -> int:
@@ -164,33 +254,30 @@ def update_replay(*, update: TelegramUpdate) -> TelegramUpdate:
     return row
 
 
-def update_requeue_stale() -> int:
-    """Lanes with updates waiting over a minute (their drain was lost): wake them again."""
-    cutoff = timezone.now() - REQUEUE_AFTER
-    stale = set(
-        TelegramUpdate.objects.filter(
-            status=TelegramUpdate.Status.RECEIVED, received_at__lt=cutoff
-        ).values_list("lane", flat=True)
-    )
-    for lane in sorted(stale):
-        # A flag left by a killed drain has expired by now (FLAG_TTL < REQUEUE_AFTER).
-        _wake(lane)
-    return len(stale)
-
-
 def _process(row: TelegramUpdate) -> None:
-    row.attempts += 1
+    """Handle a stored update and write the outcome on its row."""
+    stored_as_processed = row.status == TelegramUpdate.Status.PROCESSED
+    if not stored_as_processed:
+        row.attempts += 1
     try:
         with transaction.atomic():
-            handlers.dispatch(row)
+            reply = handlers.dispatch(row)
     except TRANSIENT_ERRORS:
         raise
     except Exception:
         logger.exception("Telegram update %s failed", row.update_id)
         row.status = TelegramUpdate.Status.FAILED
         row.error = traceback.format_exc()[-8000:]
-    else:
-        row.status = TelegramUpdate.Status.PROCESSED
-        row.error = ""
-        row.processed_at = timezone.now()
-    row.save(update_fields=["status", "error", "attempts", "processed_at"])
+        row.processed_at = row.reply = None
+        _finish(row)
+        return
+    row.reply = reply
+    if stored_as_processed:
+        # Inserted in its final state by this transaction: only an answer is left to keep.
+        if reply is not None:
+            _set_reply(row)
+        return
+    row.status = TelegramUpdate.Status.PROCESSED
+    row.error = ""
+    row.processed_at = timezone.now()
+    _finish(row)

@@ -43,10 +43,11 @@ def updates_drain(self, lane: int) -> int:
         return services.updates_drain(lane=lane)
     except services.TRANSIENT_ERRORS as error:
         if self.request.is_eager:
-            raise  # in-process: the rows stay stored for `update_requeue_stale`
+            raise  # in-process: the rows stay stored for the next `updates_dispatch`
         raise self.retry(exc=error, countdown=5) from error
 
 
-@shared_task(name="botbridge.update_requeue_stale")
-def update_requeue_stale() -> int:
-    return services.update_requeue_stale()
+@shared_task(name="botbridge.updates_dispatch")
+def updates_dispatch() -> int:
+    """The beat's safety net; `manage.py run_update_dispatcher` does this continuously."""
+    return services.updates_dispatch()

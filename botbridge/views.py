@@ -42,7 +42,10 @@ def telegram_webhook(request: HttpRequest) -> JsonResponse:
     if type(update_id) is not int or not 0 <= update_id < 2**63:
         return _answer(400, "Body is not a Telegram Update")
     try:
-        services.update_receive(payload=payload)
+        reply = services.update_receive(payload=payload)
     except services.TRANSIENT_ERRORS:
         return _answer(503, "Temporarily unavailable, deliver again")
+    if reply is not None:
+        # A query's answer rides on the response: Telegram makes the call for the bot.
+        return JsonResponse(reply)
     return _answer(200)

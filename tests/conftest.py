@@ -4,6 +4,7 @@ from collections.abc import Iterator
 import pytest
 from django.test import Client
 
+from botbridge import services
 from botbridge.sandbox.server import FakeTelegram
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
@@ -44,28 +45,44 @@ def fake_telegram(_fake_server, settings) -> Iterator[FakeTelegram]:
 
 
 class Webhook:
-    """Posts updates to the real webhook view, running on-commit work as a commit would."""
+    """Telegram's side of the real webhook view, through the Django test client.
 
-    def __init__(self, client: Client, capture):
+    Runs on-commit work as a commit would, makes the call a response carries (a query's
+    answer) on the fake Telegram as Telegram does, and runs one dispatcher pass so updates
+    stored for the worker are handled (tasks run in-process).
+    """
+
+    def __init__(self, client: Client, capture, fake: FakeTelegram):
         self.client = client
         self.capture = capture
+        self.fake = fake
         self.secret = SECRET
 
-    def post(self, body, *, secret: str | None = None, content_type: str = "application/json"):
+    def post_raw(self, body, *, secret: str | None = None, content_type: str = "application/json"):
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         headers = {"X-Telegram-Bot-Api-Secret-Token": self.secret if secret is None else secret}
         with self.capture(execute=True):
-            return self.client.post(
+            response = self.client.post(
                 "/telegram/webhook/", data=data, content_type=content_type, headers=headers
             )
+        with self.capture(execute=True):
+            services.updates_dispatch()
+        return response
+
+    def post(self, body, **kwargs):
+        response = self.post_raw(body, **kwargs)
+        if response.status_code == 200:
+            self.fake.webhook_reply(response.content)
+        return response
 
 
 @pytest.fixture
 def webhook(client, django_capture_on_commit_callbacks, fake_telegram) -> Webhook:
-    hook = Webhook(client, django_capture_on_commit_callbacks)
+    hook = Webhook(client, django_capture_on_commit_callbacks, fake_telegram)
 
     def transport(update):
-        return hook.post(update).status_code
+        response = hook.post_raw(update)
+        return response.status_code, response.content
 
     # The fake Telegram delivers through the Django test client instead of HTTP.
     fake_telegram.transport = transport

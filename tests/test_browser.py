@@ -88,6 +88,8 @@ def login(page, username: str) -> None:
     page.fill("#id_password", "secret-pass-123")
     page.click("input[type=submit]")
     page.wait_for_selector("#dashboard")
+    # The dashboard comes first in the page: wait until the whole page (the menu after it) is in.
+    page.wait_for_load_state("load")
 
 
 def paid_order(fake, *, price=2500, days_ago=0, kind="topup"):

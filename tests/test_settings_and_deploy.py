@@ -57,7 +57,7 @@ def test_embedded_default_needs_no_environment():
 def test_docker_compose_agrees_with_the_settings():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", "web", "worker", "beat", "dispatcher"} <= set(services)
     for name in ("postgres", "redis", "web", "worker"):
         assert "healthcheck" in services[name], name
     web, worker, beat = services["web"], services["worker"], services["beat"]
@@ -68,7 +68,9 @@ def test_docker_compose_agrees_with_the_settings():
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert set(queues) == routed | {settings.CELERY_TASK_DEFAULT_QUEUE}
     assert beat["command"][:4] == ["celery", "-A", "config", "beat"]
-    for service in (web, worker, beat):
+    dispatcher = services["dispatcher"]
+    assert dispatcher["command"] == ["python", "manage.py", "run_update_dispatcher"]
+    for service in (web, worker, beat, dispatcher):
         env = service["environment"]
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
         assert env["DATABASE_URL"].startswith("postgres://")

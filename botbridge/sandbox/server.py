@@ -378,17 +378,29 @@ class FakeTelegram:
         return user
 
     def deliver(self, update: dict[str, Any]) -> dict[str, Any]:
-        """Send one update to the webhook (or keep it for getUpdates), as Telegram does."""
+        """Send one update to the webhook (or keep it for getUpdates), as Telegram does.
+
+        A Bot API call in the webhook's response (`{"method": ..., params}`) is made, as
+        Telegram makes it; like Telegram, the bot learns nothing of its outcome.
+        """
         with self.lock:
             url, secret = self.state.webhook_url, self.state.secret_token
             if self.transport is None and not url:
                 self.state.pending_updates.append(update)
                 return {"update_id": update["update_id"], "status": None, "queued": True}
         if self.transport is not None:
-            record = {"update_id": update["update_id"], "status": self.transport(update)}
-            with self.lock:
-                self.state.deliveries.append(record)
-            return record
+            status, body = self.transport(update)
+        else:
+            status, body = self._post(url, secret, update)
+        record = {"update_id": update["update_id"], "status": status}
+        if status == 200:
+            record.update(self.webhook_reply(body))
+        with self.lock:
+            self.state.deliveries.append(record)
+        return record
+
+    @staticmethod
+    def _post(url: str, secret: str, update: dict[str, Any]) -> tuple[Any, bytes]:
         # Only ever the webhook URL the bot registered, or the configured sandbox URL.
         request = urllib.request.Request(  # noqa: S310
             url,
@@ -398,15 +410,27 @@ class FakeTelegram:
         )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local URL
-                status = response.status
+                return response.status, response.read()
         except urllib.error.HTTPError as error:
-            status = error.code
+            return error.code, b""
         except (urllib.error.URLError, TimeoutError) as error:
-            status = f"unreachable: {error}"
-        record = {"update_id": update["update_id"], "status": status}
-        with self.lock:
-            self.state.deliveries.append(record)
-        return record
+            return f"unreachable: {error}", b""
+
+    def webhook_reply(self, body: bytes | str) -> dict[str, Any]:
+        """Make the Bot API call a webhook answered with, if any; returns what happened."""
+        try:
+            reply = json.loads(body or b"{}")
+        except ValueError:
+            return {}
+        if not isinstance(reply, dict) or not isinstance(reply.get("method"), str):
+            return {}
+        method = reply["method"]
+        params = {key: value for key, value in reply.items() if key != "method"}
+        try:
+            self.call(self.state.token, method, params)
+        except ApiError as error:
+            return {"reply": method, "reply_error": error.description}
+        return {"reply": method}
 
     def new_update(self, **kind: Any) -> dict[str, Any]:
         return {"update_id": next(self._update_ids), **kind}

@@ -146,8 +146,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.order_expire_stale",
         "schedule": timedelta(minutes=15),
     },
-    "updates-requeue-stale": {
-        "task": "botbridge.update_requeue_stale",
+    # Safety net only: `manage.py run_update_dispatcher` wakes lanes within a fraction of a
+    # second; this wakes them within a minute if the dispatcher is not running.
+    "updates-dispatch": {
+        "task": "botbridge.updates_dispatch",
         "schedule": timedelta(minutes=1),
     },
     "outbox-requeue-due": {
@@ -191,11 +193,15 @@ TELEGRAM_RATE_GLOBAL = env.int("TELEGRAM_RATE_GLOBAL", default=30)
 TELEGRAM_RATE_GLOBAL_BURST = env.int("TELEGRAM_RATE_GLOBAL_BURST", default=2)
 TELEGRAM_RATE_PER_CHAT = env.float("TELEGRAM_RATE_PER_CHAT", default=1.0)
 TELEGRAM_RATE_CHAT_BURST = env.int("TELEGRAM_RATE_CHAT_BURST", default=3)
-# Commands, text and buttons are handled by a worker after the webhook stored them; with
-# tasks in-process (the embedded default) they are handled inside the webhook request.
+# Commands, text and buttons are handled by a worker after the webhook stored them (the
+# dispatcher wakes the worker); with tasks in-process (the embedded default) they are handled
+# inside the webhook request.
 TELEGRAM_HANDLE_IN_WORKER = env.bool(
     "TELEGRAM_HANDLE_IN_WORKER", default=not CELERY_TASK_ALWAYS_EAGER
 )
+# How often `run_update_dispatcher` looks for stored updates waiting (seconds): the most a
+# reply to a command waits before a worker takes it.
+TELEGRAM_DISPATCH_INTERVAL = env.float("TELEGRAM_DISPATCH_INTERVAL", default=0.1)
 # How many workers may handle stored updates at once (one customer's always in order).
 TELEGRAM_UPDATE_LANES = env.int("TELEGRAM_UPDATE_LANES", default=8)
 

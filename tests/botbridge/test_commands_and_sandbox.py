@@ -1,4 +1,5 @@
 import json
+from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -60,8 +61,44 @@ def test_run_bot_polling_goes_through_the_same_code_path(
     with django_capture_on_commit_callbacks(execute=True):
         call_command("run_bot_polling", once=True)
     row = TelegramUpdate.objects.get()
+    assert row.status == "received"  # stored for the worker, as the webhook stores it
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_update_dispatcher", once=True, stdout=out)
+    assert "Woke 1 lane(s)." in out.getvalue()
+    row.refresh_from_db()
     assert row.status == "processed"
     assert fake_telegram.calls("sendMessage")[-1]["params"]["chat_id"] == "616161"
+
+
+def test_run_bot_polling_answers_a_pre_checkout_query_with_a_call(
+    fake_telegram, django_capture_on_commit_callbacks
+):
+    fake_telegram.state.webhook_url = ""
+    fake_telegram.state.queries["poll-q"] = {"kind": "pre_checkout", "answer": None}
+    user = {"id": 616162, "is_bot": False, "first_name": "Poll", "language_code": "en"}
+    fake_telegram.deliver(
+        fake_telegram.new_update(
+            pre_checkout_query={
+                "id": "poll-q",
+                "from": user,
+                "currency": "USD",
+                "total_amount": 500,
+                "invoice_payload": "forged",
+            }
+        )
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_bot_polling", once=True)
+    answer = fake_telegram.state.queries["poll-q"]["answer"]
+    assert answer["ok"] is False
+    assert answer["error_message"]
+    assert TelegramUpdate.objects.get().reply["method"] == "answerPreCheckoutQuery"
+
+
+def test_run_update_dispatcher_refuses_a_bad_interval():
+    with pytest.raises(SystemExit):
+        call_command("run_update_dispatcher", once=True, interval=0, stderr=StringIO())
 
 
 def test_fake_telegram_checks_calls_against_the_bot_api_spec(fake_telegram):
@@ -91,9 +128,10 @@ def test_sandbox_page_is_staff_only(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
-    live_server, fake_telegram, admin_client
+    live_server, fake_telegram, admin_client, settings
 ):
     """The person's clicks go page → local Telegram → live webhook (HTTP all the way)."""
+    settings.TELEGRAM_HANDLE_IN_WORKER = False  # as `make run` runs: replies in the request
     fake_telegram.state.webhook_url = f"{live_server.url}/telegram/webhook/"
     fake_telegram.state.secret_token = "test-webhook-secret"
     ProductFactory(sku="coins", title="500 coins", price=500, currency="USD")
@@ -131,3 +169,44 @@ def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
     page = admin_client.get("/sandbox/?lang=en").content.decode()
     assert f"Receipt for order {order.reference}" in page
     assert all(d["status"] == 200 for d in fake_telegram.state.deliveries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_loop_hands_stored_updates_to_the_worker(fake_telegram, client):
+    """Webhook stores, the dispatcher (a thread here) wakes the lane, the drain replies."""
+    import threading
+    import time
+
+    from botbridge import services
+
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=services.updates_dispatch_forever, kwargs={"interval": 0.05, "stop": stop}
+    )
+    loop.start()
+    try:
+        update = fake_telegram.new_update(
+            message={
+                "message_id": 1,
+                "date": 1,
+                "chat": {"id": 626262, "type": "private"},
+                "from": {"id": 626262, "is_bot": False, "first_name": "D"},
+                "text": "/help",
+            }
+        )
+        response = client.post(
+            "/telegram/webhook/",
+            data=update,
+            content_type="application/json",
+            headers={"X-Telegram-Bot-Api-Secret-Token": "test-webhook-secret"},
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while not fake_telegram.calls("sendMessage") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        loop.join(timeout=10)
+    assert not loop.is_alive()
+    assert TelegramUpdate.objects.get().status == "processed"
+    assert fake_telegram.calls("sendMessage")[0]["params"]["chat_id"] == "626262"

@@ -33,8 +33,11 @@ class Command(BaseCommand):
                 if not connection.in_atomic_block:
                     # A long-running loop: drop connections the database closed meanwhile.
                     close_old_connections()
-                # The same path as the webhook: stored under update_id, handled once.
-                services.update_receive(payload=payload)
+                # The same path as the webhook: stored under update_id, handled once; what
+                # a webhook would send back in its response is sent as a call instead.
+                reply = services.update_receive(payload=payload)
+                if reply is not None:
+                    bot.answer_query(reply)
                 offset = payload["update_id"] + 1
             if once:
                 self.stdout.write(f"Handled {len(updates)} update(s).")

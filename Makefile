@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: chromium run test install lint format migrate demo sandbox worker beat bench-webhook bench-worker bench-report clean
+.PHONY: chromium run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -55,9 +55,13 @@ worker: install
 beat: install
 	$(BIN)/celery -A config beat -l info
 
+## With a worker: wakes it for stored Telegram updates (commands, text, buttons).
+dispatcher: install
+	$(BIN)/python manage.py run_update_dispatcher
+
 bench-webhook: install
 	command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
-	$(BIN)/python bench/webhook_bench.py
+	$(BIN)/python bench/webhook_bench.py --runs 5 --duration 8
 
 bench-worker: install
 	$(BIN)/python bench/worker_bench.py

@@ -8,6 +8,7 @@ with one INSERT and answered at once; the dispatcher (`manage.py run_update_disp
 sees it waiting and wakes its lane's drain on a worker (see `botbridge.lanes`).
 """
 
+import json
 import logging
 import threading
 import time
@@ -52,42 +53,65 @@ _FINISH = (
 _SET_REPLY = f"UPDATE {TelegramUpdate._meta.db_table} SET reply = %s WHERE id = %s"  # noqa: S608
 
 
-def update_receive(*, payload: dict[str, Any]) -> dict[str, Any] | None:
+def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[str, Any] | None:
     """Store an update under its update_id and see that it is acted on once.
 
-    Returns the Bot API call that answers it (`{"method": ..., params}`, for the webhook's
-    response), or None. A redelivered update_id changes nothing and gets the answer given the
-    first time. A bug while handling is kept on the row (status failed, with the traceback) and
-    does not raise, so one bad update never blocks the bot; a transient database error raises
-    and keeps nothing, so Telegram's redelivery starts afresh.
+    `raw` is the update's JSON text as received (the webhook's body), stored as it is; without
+    it the payload is serialised. Returns the Bot API call that answers the update
+    (`{"method": ..., params}`, for the webhook's response), or None. A redelivered update_id
+    changes nothing and gets the answer given the first time. A bug while handling is kept on
+    the row (status failed, with the traceback) and does not raise, so one bad update never
+    blocks the bot; a transient database error raises and keeps nothing, so Telegram's
+    redelivery starts afresh.
     """
-    row = TelegramUpdate(
-        update_id=payload["update_id"],
-        kind=handlers.update_kind(payload),
-        lane=lanes.lane_of(payload),
-        payload=payload,
-        status=TelegramUpdate.Status.RECEIVED,
-        received_at=timezone.now(),
+    if raw is None or "\\u0000" in raw:
+        # PostgreSQL's jsonb cannot hold NUL characters: U+FFFD takes their place.
+        payload = _without_nul(payload)
+        raw = json.dumps(payload, ensure_ascii=False)
+    update_id, kind, lane = (
+        payload["update_id"],
+        handlers.update_kind(payload),
+        lanes.lane_of(payload),
     )
+    now = timezone.now()
     if settings.TELEGRAM_HANDLE_IN_WORKER and not handlers.is_urgent(payload):
         # One statement, committed at once when no caller holds a transaction. Nothing
         # answers these in the response; the dispatcher wakes the lane.
-        _insert(row)
+        _insert(update_id, kind, lane, raw, TelegramUpdate.Status.RECEIVED, 0, now, None)
         return None
     with transaction.atomic():
         # Stored as handled, since this transaction handles it and nobody sees the row before
         # it commits; a bug while handling rewrites it as failed. A delivery of the same update
         # in parallel waits on the unique index until this transaction ends, then inserts
         # nothing: it is handled once.
-        row.status, row.attempts, row.processed_at = (
-            TelegramUpdate.Status.PROCESSED,
-            1,
-            row.received_at,
+        status = TelegramUpdate.Status.PROCESSED
+        pk = _insert(update_id, kind, lane, raw, status, 1, now, now)
+        if pk is None:
+            return _reply_given(update_id)
+        row = TelegramUpdate(
+            pk=pk,
+            update_id=update_id,
+            kind=kind,
+            lane=lane,
+            payload=payload,
+            status=status,
+            attempts=1,
+            received_at=now,
+            processed_at=now,
         )
-        if not _insert(row):
-            return _reply_given(row.update_id)
+        row._state.adding = False
         _process(row)
     return row.reply
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _reply_given(update_id: int) -> dict[str, Any] | None:
@@ -96,18 +120,14 @@ def _reply_given(update_id: int) -> dict[str, Any] | None:
     )
 
 
-def _insert(row: TelegramUpdate) -> bool:
-    """INSERT … ON CONFLICT DO NOTHING: False when the update_id was stored already."""
-    params = [row.update_id, row.kind, row.lane, *_prepared(row, "payload"), row.status]
-    params += [row.attempts, *_prepared(row, "received_at", "processed_at")]
+def _insert(update_id, kind, lane, raw, status, attempts, received_at, processed_at) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING: the new row's id, None when the update_id was stored."""
+    when = connection.ops.adapt_datetimefield_value
+    params = [update_id, kind, lane, raw, status, attempts, when(received_at), when(processed_at)]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, params)
         inserted = cursor.fetchone()
-    if inserted is None:
-        return False
-    row.pk = inserted[0]
-    row._state.adding = False
-    return True
+    return None if inserted is None else inserted[0]
 
 
 def _finish(row: TelegramUpdate) -> None:

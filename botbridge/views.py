@@ -21,7 +21,7 @@ def _answer(status: int, description: str = "") -> JsonResponse:
 def telegram_webhook(request: HttpRequest) -> JsonResponse:
     """Telegram's webhook: verify, store raw under update_id, act once, answer."""
     expected = settings.TELEGRAM_WEBHOOK_SECRET.encode()
-    given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "").encode()
+    given = request.META.get("HTTP_X_TELEGRAM_BOT_API_SECRET_TOKEN", "").encode()
     if not expected or not hmac.compare_digest(given, expected):
         return _answer(403, "Forbidden")
     limit = settings.TELEGRAM_WEBHOOK_MAX_BODY
@@ -35,14 +35,15 @@ def telegram_webhook(request: HttpRequest) -> JsonResponse:
     if len(body) > limit:
         return _answer(413, "Update too large")
     try:
-        payload = json.loads(body)
+        text = body.decode()
+        payload = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         return _answer(400, "Body is not JSON")
     update_id = payload.get("update_id") if isinstance(payload, dict) else None
     if type(update_id) is not int or not 0 <= update_id < 2**63:
         return _answer(400, "Body is not a Telegram Update")
     try:
-        reply = services.update_receive(payload=payload)
+        reply = services.update_receive(payload=payload, raw=text)
     except services.TRANSIENT_ERRORS:
         return _answer(503, "Temporarily unavailable, deliver again")
     if reply is not None:

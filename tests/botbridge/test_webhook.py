@@ -217,15 +217,37 @@ def test_a_transient_failure_in_the_worker_leaves_the_update_for_the_next_dispat
     assert len(fake_telegram.calls("sendMessage")) == 1
 
 
+def test_an_update_is_stored_as_sent_and_a_nul_character_does_not_break_it(webhook):
+    body = json.dumps(text_update(57, text="Привет"), ensure_ascii=False)
+    assert webhook.post(body.encode()).status_code == 200
+    assert TelegramUpdate.objects.get(update_id=57).payload["message"]["text"] == "Привет"
+
+    # Valid JSON that PostgreSQL's jsonb cannot hold: kept with U+FFFD, never a 500.
+    assert webhook.post(json.dumps(text_update(58, text="a\x00b"))).status_code == 200
+    row = TelegramUpdate.objects.get(update_id=58)
+    assert row.payload["message"]["text"] == "a\ufffdb"
+    assert row.status == "processed"
+
+
 def test_broker_down_still_answers_200_and_keeps_the_update(webhook, fake_telegram, monkeypatch):
-    from botbridge import tasks
+    from botbridge import lanes, tasks
 
     def broker_down(*args, **kwargs):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
 
     monkeypatch.setattr(tasks.updates_drain, "delay", broker_down)
+    # The webhook does not need the broker at all; the dispatcher's pass fails quietly.
     assert webhook.post(text_update(53)).status_code == 200
     assert TelegramUpdate.objects.get(update_id=53).status == "received"
+    assert services.updates_dispatch() == 0
+    assert lanes.claim(TelegramUpdate.objects.get(update_id=53).lane)  # not left claimed
+    lanes._local.clear()
+
+    monkeypatch.undo()
+    with webhook.capture(execute=True):
+        assert services.updates_dispatch() == 1
+    assert TelegramUpdate.objects.get(update_id=53).status == "processed"
+    assert len(fake_telegram.calls("sendMessage")) == 1
 
 
 def test_in_request_handling_when_no_worker_runs(webhook, fake_telegram, settings, monkeypatch):

@@ -1,4 +1,5 @@
-"""With a real Celery worker on Redis: exactly-once crediting and the outbox's error handling."""
+"""With real Celery workers on Redis: exactly-once crediting, the outbox's error handling, and
+commands going webhook → dispatcher → workers."""
 
 import time
 from collections import Counter
@@ -9,7 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from botbridge import outbox
-from botbridge.models import Message
+from botbridge.models import Message, TelegramUpdate
 from config.celery import app
 from payments import services as payment_services
 from payments import tasks as payment_tasks
@@ -17,7 +18,7 @@ from payments.models import LedgerEntry, Payment
 from shop import services as shop_services
 from shop.models import Customer, Order
 from tests.factories import CustomerFactory, ProductFactory
-from tests.worker import Worker, flush_broker, wait_until
+from tests.worker import Dispatcher, Worker, flush_broker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -172,3 +173,60 @@ def test_outbox_honours_429_retries_5xx_and_gives_up_on_403(real_broker, fake_te
     # The flood-waited and flaky rows were tried until they got through, and shown once.
     assert sent[flood.telegram_id] == 2 and sent[flaky.telegram_id] == 3
     assert sent[gone.telegram_id] == 1
+
+
+def test_commands_reach_the_workers_through_the_dispatcher_in_each_chats_order(
+    real_broker, fake_telegram, client, settings
+):
+    """The webhook only stores; the dispatcher process wakes lanes; two workers drain them."""
+    real_broker(concurrency=2)
+    real_broker(concurrency=2)
+    dispatcher = Dispatcher(fake_telegram).start()
+    chats = [710000 + n for n in range(12)]
+    for chat in chats:
+        fake_telegram._user({"id": chat})
+    rounds = 6
+    try:
+        update_id = 9000
+        for _ in range(rounds):
+            for chat in chats:
+                update_id += 1
+                user = {"id": chat, "is_bot": False, "first_name": "W", "language_code": "en"}
+                update = {
+                    "update_id": update_id,
+                    "message": {
+                        "message_id": update_id,
+                        "from": user,
+                        "chat": {"id": chat, "type": "private"},
+                        "date": 1_763_800_000,
+                        "text": "/help",
+                    },
+                }
+                response = client.post(
+                    "/telegram/webhook/",
+                    data=update,
+                    content_type="application/json",
+                    headers={"X-Telegram-Bot-Api-Secret-Token": settings.TELEGRAM_WEBHOOK_SECRET},
+                )
+                assert response.status_code == 200
+        total = rounds * len(chats)
+
+        def all_handled():
+            return TelegramUpdate.objects.filter(status="processed").count() == total
+
+        wait_until(all_handled, timeout=60)
+        wait_until(lambda: len(fake_telegram.calls("sendMessage")) >= total, timeout=60)
+    finally:
+        dispatcher.stop()
+    assert set(TelegramUpdate.objects.values_list("attempts", flat=True)) == {1}
+    assert len(fake_telegram.calls("sendMessage")) == total  # one reply each, none twice
+    for chat in chats:
+        # Inbound rows are written as each update is handled: their order is the handling order.
+        handled = list(
+            Message.objects.filter(chat_id=chat, direction="in")
+            .order_by("pk")
+            .values_list("update__update_id", flat=True)
+        )
+        assert len(handled) == rounds
+        assert handled == sorted(handled), f"chat {chat} handled out of order: {handled}"
+    assert dispatcher.process.returncode == 0  # stopped cleanly by SIGTERM

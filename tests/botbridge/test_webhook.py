@@ -339,6 +339,40 @@ def test_pre_checkout_is_answered_in_the_webhook_response_and_again_on_redeliver
     assert fake_telegram.calls("answerPreCheckoutQuery") == []  # no call of our own
 
 
+def test_shipping_query_is_answered_in_the_response(webhook, fake_telegram, invoiced_order):
+    address = {
+        "country_code": "DE",
+        "state": "",
+        "city": "Berlin",
+        "street_line1": "Unter den Linden 1",
+        "street_line2": "",
+        "post_code": "10117",
+    }
+    user = {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"}
+    for update_id, query_id, payload in [
+        (61, "ship-ok", payload_sign(invoiced_order.reference)),
+        (62, "ship-forged", f"{invoiced_order.reference}:forged"),
+    ]:
+        fake_telegram.state.queries[query_id] = {"kind": "shipping", "answer": None}
+        update = {
+            "update_id": update_id,
+            "shipping_query": {
+                "id": query_id,
+                "from": user,
+                "invoice_payload": payload,
+                "shipping_address": address,
+            },
+        }
+        assert webhook.post(update).json()["method"] == "answerShippingQuery"
+    accepted = fake_telegram.state.queries["ship-ok"]["answer"]
+    assert accepted["ok"] is True
+    assert accepted["shipping_options"][0]["prices"] == [
+        {"label": "Standard delivery", "amount": 0}
+    ]
+    refused = fake_telegram.state.queries["ship-forged"]["answer"]
+    assert refused["ok"] is False and "not valid" in refused["error_message"]
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [

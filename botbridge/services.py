@@ -79,28 +79,41 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
         # answers these in the response; the dispatcher wakes the lane.
         _insert(update_id, kind, lane, raw, TelegramUpdate.Status.RECEIVED, 0, now, None)
         return None
-    with transaction.atomic():
-        # Stored as handled, since this transaction handles it and nobody sees the row before
-        # it commits; a bug while handling rewrites it as failed. A delivery of the same update
-        # in parallel waits on the unique index until this transaction ends, then inserts
-        # nothing: it is handled once.
-        status = TelegramUpdate.Status.PROCESSED
-        pk = _insert(update_id, kind, lane, raw, status, 1, now, now)
-        if pk is None:
-            return _reply_given(update_id)
-        row = TelegramUpdate(
-            pk=pk,
-            update_id=update_id,
-            kind=kind,
-            lane=lane,
-            payload=payload,
-            status=status,
-            attempts=1,
-            received_at=now,
-            processed_at=now,
-        )
-        row._state.adding = False
-        _process(row)
+    # Stored as handled, since this transaction handles it and nobody sees the row before it
+    # commits. A delivery of the same update in parallel waits on the unique index until this
+    # transaction ends, then inserts nothing: it is handled once. No savepoint: a bug rolls the
+    # whole transaction back, and the update is then kept as failed in one of its own.
+    status = TelegramUpdate.Status.PROCESSED
+    try:
+        with transaction.atomic():
+            pk = _insert(update_id, kind, lane, raw, status, 1, now, now)
+            if pk is None:
+                return _reply_given(update_id)
+            row = TelegramUpdate(
+                pk=pk,
+                update_id=update_id,
+                kind=kind,
+                lane=lane,
+                payload=payload,
+                status=status,
+                attempts=1,
+                received_at=now,
+                processed_at=now,
+            )
+            row._state.adding = False
+            row.reply = handlers.dispatch(row)
+            if row.reply is not None:
+                _set_reply(row)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception:
+        logger.exception("Telegram update %s failed", update_id)
+        failed = TelegramUpdate.Status.FAILED
+        with transaction.atomic():
+            pk = _insert(update_id, kind, lane, raw, failed, 1, now, None)
+            if pk is not None:
+                TelegramUpdate.objects.filter(pk=pk).update(error=traceback.format_exc()[-8000:])
+        return None
     return row.reply
 
 
@@ -275,10 +288,8 @@ def update_replay(*, update: TelegramUpdate) -> TelegramUpdate:
 
 
 def _process(row: TelegramUpdate) -> None:
-    """Handle a stored update and write the outcome on its row."""
-    stored_as_processed = row.status == TelegramUpdate.Status.PROCESSED
-    if not stored_as_processed:
-        row.attempts += 1
+    """Handle a stored update (the worker's, or a replay) and write the outcome on its row."""
+    row.attempts += 1
     try:
         with transaction.atomic():
             reply = handlers.dispatch(row)
@@ -289,15 +300,9 @@ def _process(row: TelegramUpdate) -> None:
         row.status = TelegramUpdate.Status.FAILED
         row.error = traceback.format_exc()[-8000:]
         row.processed_at = row.reply = None
-        _finish(row)
-        return
-    row.reply = reply
-    if stored_as_processed:
-        # Inserted in its final state by this transaction: only an answer is left to keep.
-        if reply is not None:
-            _set_reply(row)
-        return
-    row.status = TelegramUpdate.Status.PROCESSED
-    row.error = ""
-    row.processed_at = timezone.now()
+    else:
+        row.status = TelegramUpdate.Status.PROCESSED
+        row.error = ""
+        row.processed_at = timezone.now()
+        row.reply = reply
     _finish(row)

@@ -144,6 +144,42 @@ def test_a_bug_while_handling_is_recorded_answered_200_and_replayable(
     assert len(fake_telegram.calls("sendMessage")) == 2
 
 
+def test_a_bug_while_handling_in_the_request_rolls_back_and_keeps_the_update_failed(
+    webhook, fake_telegram, invoiced_order, monkeypatch
+):
+    from shop.models import SupportRequest
+
+    def broken(**kwargs):
+        # Some work done before the bug: it must not survive it.
+        SupportRequest.objects.create(customer=invoiced_order.customer, text="half-done")
+        raise RuntimeError("checkout boom")
+
+    monkeypatch.setattr(handlers.shop_services, "order_checkout", broken)
+    update = {
+        "update_id": 33,
+        "pre_checkout_query": {
+            "id": "bug-1",
+            "from": {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"},
+            "currency": invoiced_order.currency,
+            "total_amount": invoiced_order.total_amount,
+            "invoice_payload": payload_sign(invoiced_order.reference),
+        },
+    }
+    response = webhook.post_raw(update)
+    assert response.status_code == 200
+    assert "method" not in response.json()
+    row = TelegramUpdate.objects.get(update_id=33)
+    assert (row.status, row.attempts, row.reply) == ("failed", 1, None)
+    assert "RuntimeError: checkout boom" in row.error
+    assert row.payload == update
+    assert not SupportRequest.objects.exists()
+
+    monkeypatch.undo()
+    services.update_replay(update=row)
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("processed", 2)
+
+
 def test_replay_refuses_an_update_that_did_not_fail(webhook):
     webhook.post(text_update(40))
     row = TelegramUpdate.objects.get(update_id=40)

@@ -45,10 +45,6 @@ _INSERT = (
     " VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s)"
     " ON CONFLICT (update_id) DO NOTHING RETURNING id"
 )
-_FINISH = (
-    f"UPDATE {TelegramUpdate._meta.db_table}"  # noqa: S608
-    " SET status = %s, error = %s, attempts = %s, processed_at = %s, reply = %s WHERE id = %s"
-)
 # Only the reply changes: PostgreSQL updates the row in place (no indexed column changes).
 _SET_REPLY = f"UPDATE {TelegramUpdate._meta.db_table} SET reply = %s WHERE id = %s"  # noqa: S608
 
@@ -143,30 +139,10 @@ def _insert(update_id, kind, lane, raw, status, attempts, received_at, processed
     return None if inserted is None else inserted[0]
 
 
-def _finish(row: TelegramUpdate) -> None:
-    """Write the outcome of handling (the row's save, without compiling a query each time)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _FINISH,
-            [
-                row.status,
-                row.error,
-                row.attempts,
-                *_prepared(row, "processed_at", "reply"),
-                row.pk,
-            ],
-        )
-
-
 def _set_reply(row: TelegramUpdate) -> None:
+    reply = TelegramUpdate._meta.get_field("reply").get_db_prep_save(row.reply, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_SET_REPLY, [*_prepared(row, "reply"), row.pk])
-
-
-def _prepared(row: TelegramUpdate, *names: str) -> list[Any]:
-    """Field values as the database takes them (JSON adapted, datetimes made aware)."""
-    meta = TelegramUpdate._meta
-    return [meta.get_field(name).get_db_prep_save(getattr(row, name), connection) for name in names]
+        cursor.execute(_SET_REPLY, [reply, row.pk])
 
 
 def updates_dispatch() -> int:
@@ -305,4 +281,4 @@ def _process(row: TelegramUpdate) -> None:
         row.error = ""
         row.processed_at = timezone.now()
         row.reply = reply
-    _finish(row)
+    row.save(update_fields=["status", "error", "attempts", "processed_at", "reply"])

@@ -35,7 +35,11 @@ def customer_upsert_from_telegram(
     last_name: str = "",
     language_code: str = "",
 ) -> Customer:
-    """Create the customer on first contact; keep their Telegram profile fields current."""
+    """Create the customer on first contact; keep their Telegram profile fields current.
+
+    Hearing from a customer also means they no longer block the bot (Telegram delivers
+    nothing from a user who does), so a 403 seen earlier is cleared.
+    """
     profile = {
         "username": (username or "")[:64],
         "first_name": (first_name or "")[:128],
@@ -51,6 +55,8 @@ def customer_upsert_from_telegram(
             # Another update from the same user created it a moment ago.
             customer = Customer.objects.get(telegram_id=telegram_id)
     changed = {k: v for k, v in profile.items() if getattr(customer, k) != v}
+    if customer.has_blocked_bot:
+        changed["has_blocked_bot"] = False
     if changed:
         Customer.objects.filter(pk=customer.pk).update(**changed, updated_at=timezone.now())
         for key, value in changed.items():

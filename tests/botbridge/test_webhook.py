@@ -265,6 +265,13 @@ def test_an_update_is_stored_as_sent_and_a_nul_character_does_not_break_it(webho
     assert row.status == "processed"
 
 
+def test_a_customer_who_writes_again_no_longer_counts_as_blocking_the_bot(webhook):
+    customer = CustomerFactory(telegram_id=555, has_blocked_bot=True)
+    assert webhook.post(text_update(59, user_id=555)).status_code == 200
+    customer.refresh_from_db()
+    assert customer.has_blocked_bot is False
+
+
 def test_broker_down_still_answers_200_and_keeps_the_update(webhook, fake_telegram, monkeypatch):
     from botbridge import lanes, tasks
 

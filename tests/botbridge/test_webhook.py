@@ -28,6 +28,35 @@ def text_update(update_id, text="/help", user_id=555):
     }
 
 
+def pre_checkout_update(
+    update_id,
+    order,
+    *,
+    query_id,
+    user_id=None,
+    amount=None,
+    currency=None,
+    payload=None,
+    language_code="en",
+    first_name="Pat",
+):
+    return {
+        "update_id": update_id,
+        "pre_checkout_query": {
+            "id": query_id,
+            "from": {
+                "id": user_id or order.customer.telegram_id,
+                "is_bot": False,
+                "first_name": first_name,
+                "language_code": language_code,
+            },
+            "currency": currency or order.currency,
+            "total_amount": order.total_amount if amount is None else amount,
+            "invoice_payload": payload if payload is not None else payload_sign(order.reference),
+        },
+    }
+
+
 def payment_update(
     update_id, order, *, charge="tg-charge-1", amount=None, currency=None, payload=None
 ):
@@ -155,16 +184,7 @@ def test_a_bug_while_handling_in_the_request_rolls_back_and_keeps_the_update_fai
         raise RuntimeError("checkout boom")
 
     monkeypatch.setattr(handlers.shop_services, "order_checkout", broken)
-    update = {
-        "update_id": 33,
-        "pre_checkout_query": {
-            "id": "bug-1",
-            "from": {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"},
-            "currency": invoiced_order.currency,
-            "total_amount": invoiced_order.total_amount,
-            "invoice_payload": payload_sign(invoiced_order.reference),
-        },
-    }
+    update = pre_checkout_update(33, invoiced_order, query_id="bug-1")
     response = webhook.post_raw(update)
     assert response.status_code == 200
     assert "method" not in response.json()
@@ -211,16 +231,7 @@ def test_database_failing_while_handling_in_the_request_answers_503(
 
     monkeypatch.setattr(handlers, "dispatch", unavailable)
     fake_telegram.state.queries["q503"] = {"kind": "pre_checkout", "answer": None}
-    update = {
-        "update_id": 51,
-        "pre_checkout_query": {
-            "id": "q503",
-            "from": {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"},
-            "currency": "USD",
-            "total_amount": invoiced_order.total_amount,
-            "invoice_payload": payload_sign(invoiced_order.reference),
-        },
-    }
+    update = pre_checkout_update(51, invoiced_order, query_id="q503")
     assert webhook.post(update).status_code == 503
     assert not TelegramUpdate.objects.exists()  # nothing kept: the redelivery starts afresh
 
@@ -316,21 +327,15 @@ def pre_checkout(
     webhook, fake, order, *, user_id=None, amount=None, currency=None, payload=None, query_id="q1"
 ):
     fake.state.queries[query_id] = {"kind": "pre_checkout", "answer": None}
-    update = {
-        "update_id": abs(hash(query_id)) % 10**9,
-        "pre_checkout_query": {
-            "id": query_id,
-            "from": {
-                "id": user_id or order.customer.telegram_id,
-                "is_bot": False,
-                "first_name": "Pat",
-                "language_code": "en",
-            },
-            "currency": currency or order.currency,
-            "total_amount": order.total_amount if amount is None else amount,
-            "invoice_payload": payload if payload is not None else payload_sign(order.reference),
-        },
-    }
+    update = pre_checkout_update(
+        abs(hash(query_id)) % 10**9,
+        order,
+        query_id=query_id,
+        user_id=user_id,
+        amount=amount,
+        currency=currency,
+        payload=payload,
+    )
     assert webhook.post(update).status_code == 200
     return fake.state.queries[query_id]["answer"]
 
@@ -357,16 +362,7 @@ def test_pre_checkout_is_answered_in_the_webhook_response_and_again_on_redeliver
     product = invoiced_order.items.get().product
     product.stock = 3
     product.save()
-    update = {
-        "update_id": 4242,
-        "pre_checkout_query": {
-            "id": "resp-1",
-            "from": {"id": invoiced_order.customer.telegram_id, "is_bot": False, "first_name": "P"},
-            "currency": invoiced_order.currency,
-            "total_amount": invoiced_order.total_amount,
-            "invoice_payload": payload_sign(invoiced_order.reference),
-        },
-    }
+    update = pre_checkout_update(4242, invoiced_order, query_id="resp-1")
     first = webhook.post_raw(update)
     assert first.status_code == 200
     assert first["Content-Type"] == "application/json"
@@ -476,24 +472,17 @@ def test_pre_checkout_refusals(webhook, fake_telegram, invoiced_order, case, mes
 def test_pre_checkout_refusal_is_in_the_customers_language(webhook, fake_telegram, invoiced_order):
     Customer.objects.filter(pk=invoiced_order.customer_id).update(language_code="ru")
     shop_services.order_transition(order=invoiced_order, to_status=Order.Status.CANCELLED)
-    update_user = {"language_code": "ru"}
     fake_telegram.state.queries["ru"] = {"kind": "pre_checkout", "answer": None}
     webhook.post(
-        {
-            "update_id": 8080,
-            "pre_checkout_query": {
-                "id": "ru",
-                "from": {
-                    "id": invoiced_order.customer.telegram_id,
-                    "is_bot": False,
-                    "first_name": "Маша",
-                    **update_user,
-                },
-                "currency": "USD",
-                "total_amount": 500,
-                "invoice_payload": payload_sign(invoiced_order.reference),
-            },
-        }
+        pre_checkout_update(
+            8080,
+            invoiced_order,
+            query_id="ru",
+            language_code="ru",
+            first_name="Маша",
+            currency="USD",
+            amount=500,
+        )
     )
     assert fake_telegram.state.queries["ru"]["answer"]["error_message"].startswith("Этот заказ")
 

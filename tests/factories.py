@@ -35,3 +35,25 @@ class ProductFactory(factory.django.DjangoModelFactory):
     kind = Product.Kind.TOPUP
     price = 500
     currency = "USD"
+
+
+def paid_order(customer: Customer, product: Product, *, charge: str | None = None):
+    """An order for one product, invoiced and paid the way the bot records a successful_payment
+    (its credit task is published on commit). Returns the Payment; its order is `.order`."""
+    from payments import services as payment_services
+    from shop import services as shop_services
+    from shop.models import Order
+
+    order = shop_services.order_create(customer=customer, product=product)
+    shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
+    stars = product.currency == "XTR"
+    payment, _ = payment_services.payment_record(
+        customer=customer,
+        order=order,
+        telegram_payment_charge_id=charge or f"{'stars' if stars else 'tg'}-{order.pk}",
+        provider_payment_charge_id="" if stars else f"apay-{order.pk}",
+        amount=product.price,
+        currency=product.currency,
+        raw={},
+    )
+    return payment

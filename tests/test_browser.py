@@ -17,7 +17,8 @@ from payments import disputes
 from payments import services as payment_services
 from payments.models import Dispute, ExportJob, Refund
 from shop import services as shop_services
-from shop.models import Order, SupportRequest
+from shop.models import SupportRequest
+from tests import factories
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -96,17 +97,7 @@ def paid_order(fake, *, price=2500, days_ago=0, kind="topup"):
     customer = CustomerFactory(terms_version="t", terms_accepted_at=timezone.now())
     fake._user({"id": customer.telegram_id})
     product = ProductFactory(price=price, currency="USD", kind=kind, title="Gift card")
-    order = shop_services.order_create(customer=customer, product=product)
-    shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
-    payment, _ = payment_services.payment_record(
-        customer=customer,
-        order=order,
-        telegram_payment_charge_id=f"tg-{order.pk}",
-        provider_payment_charge_id=f"apay-{order.pk}",
-        amount=price,
-        currency="USD",
-        raw={},
-    )
+    payment = factories.paid_order(customer, product)
     if days_ago:
         from payments.models import LedgerEntry, Payment
 

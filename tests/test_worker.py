@@ -12,12 +12,10 @@ from django.utils import timezone
 from botbridge import outbox
 from botbridge.models import Message, TelegramUpdate
 from config.celery import app
-from payments import services as payment_services
 from payments import tasks as payment_tasks
 from payments.models import LedgerEntry, Payment
-from shop import services as shop_services
 from shop.models import Customer, Order
-from tests.factories import CustomerFactory, ProductFactory
+from tests.factories import CustomerFactory, ProductFactory, paid_order
 from tests.worker import Dispatcher, Worker, flush_broker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -51,19 +49,7 @@ def paid_orders(fake, count: int) -> list[Payment]:
         fake._user({"id": customer.telegram_id})
     payments = []
     for n in range(count):
-        customer = customers[n % len(customers)]
-        order = shop_services.order_create(customer=customer, product=product)
-        shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
-        payment, _ = payment_services.payment_record(
-            customer=customer,
-            order=order,
-            telegram_payment_charge_id=f"w-{n}",
-            provider_payment_charge_id="",
-            amount=500,
-            currency="USD",
-            raw={},
-        )
-        payments.append(payment)
+        payments.append(paid_order(customers[n % len(customers)], product))
     return payments
 
 

@@ -16,9 +16,8 @@ from payments import disputes
 from payments import services as payment_services
 from payments.models import Dispute, LedgerEntry, Refund
 from payments.selectors import customer_balances
-from shop import services as shop_services
 from shop.models import Customer, Order, OrderEvent
-from tests.factories import CustomerFactory, ProductFactory, UserFactory
+from tests.factories import CustomerFactory, ProductFactory, UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -36,21 +35,10 @@ def pay(fake_telegram, django_capture_on_commit_callbacks):
         if kind == "digital":
             product.digital_items.create(content=f"CODE-{product.pk}")
         with django_capture_on_commit_callbacks(execute=True):
-            order = shop_services.order_create(customer=customer, product=product)
-            shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
             outbox.inbound_record(customer=customer, chat_id=customer.telegram_id, text="/buy")
-            payment, _ = payment_services.payment_record(
-                customer=customer,
-                order=order,
-                telegram_payment_charge_id=charge
-                or f"{'stars' if currency == 'XTR' else 'tg'}-{order.pk}",
-                provider_payment_charge_id=f"apay-{order.pk}",
-                amount=price,
-                currency=currency,
-                raw={},
-            )
+            payment = paid_order(customer, product, charge=charge)
         payment.refresh_from_db()
-        order.refresh_from_db()
+        order = Order.objects.get(pk=payment.order_id)
         assert payment.credited_at and order.status == Order.Status.FULFILLED
         return payment, order
 

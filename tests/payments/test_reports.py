@@ -14,9 +14,8 @@ from django.utils import timezone
 from payments import disputes, exports, reports
 from payments import services as payment_services
 from payments.models import ExportJob, LedgerEntry, Payment, Refund
-from shop import services as shop_services
 from shop.models import Order
-from tests.factories import CustomerFactory, ProductFactory, UserFactory
+from tests.factories import CustomerFactory, ProductFactory, UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
 
@@ -40,19 +39,9 @@ def credited(django_capture_on_commit_callbacks, fake_telegram):
         customer = CustomerFactory(username=username)
         product = ProductFactory(price=amount, currency=currency, kind=kind)
         with django_capture_on_commit_callbacks(execute=True):
-            order = shop_services.order_create(customer=customer, product=product)
-            shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
-            payment, _ = payment_services.payment_record(
-                customer=customer,
-                order=order,
-                telegram_payment_charge_id=f"{'stars' if currency == 'XTR' else 'c'}-{order.pk}",
-                provider_payment_charge_id=f"p-{order.pk}",
-                amount=amount,
-                currency=currency,
-                raw={},
-            )
+            payment = paid_order(customer, product)
         Payment.objects.filter(pk=payment.pk).update(paid_at=at)
-        Order.objects.filter(pk=order.pk).update(created_at=at)
+        Order.objects.filter(pk=payment.order_id).update(created_at=at)
         LedgerEntry.objects.filter(payment=payment).update(created_at=at)
         payment.refresh_from_db()
         return payment

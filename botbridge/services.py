@@ -42,7 +42,7 @@ DRAIN_BATCH = 50
 _INSERT = (
     f"INSERT INTO {TelegramUpdate._meta.db_table}"  # noqa: S608
     " (update_id, kind, lane, payload, status, error, attempts, received_at, processed_at)"
-    " VALUES (%s, %s, %s, %s, %s, '', %s, %s, %s)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (update_id) DO NOTHING RETURNING id"
 )
 # Only the reply changes: PostgreSQL updates the row in place (no indexed column changes).
@@ -105,10 +105,8 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
     except Exception:
         logger.exception("Telegram update %s failed", update_id)
         failed = TelegramUpdate.Status.FAILED
-        with transaction.atomic():
-            pk = _insert(update_id, kind, lane, raw, failed, 1, now, None)
-            if pk is not None:
-                TelegramUpdate.objects.filter(pk=pk).update(error=traceback.format_exc()[-8000:])
+        error = traceback.format_exc()[-8000:]
+        _insert(update_id, kind, lane, raw, failed, 1, now, None, error=error)
         return None
     return row.reply
 
@@ -129,10 +127,13 @@ def _reply_given(update_id: int) -> dict[str, Any] | None:
     )
 
 
-def _insert(update_id, kind, lane, raw, status, attempts, received_at, processed_at) -> int | None:
+def _insert(
+    update_id, kind, lane, raw, status, attempts, received_at, processed_at, *, error=""
+) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING: the new row's id, None when the update_id was stored."""
     when = connection.ops.adapt_datetimefield_value
-    params = [update_id, kind, lane, raw, status, attempts, when(received_at), when(processed_at)]
+    params = [update_id, kind, lane, raw, status, error, attempts]
+    params += [when(received_at), when(processed_at)]
     with connection.cursor() as cursor:
         cursor.execute(_INSERT, params)
         inserted = cursor.fetchone()

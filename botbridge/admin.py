@@ -3,9 +3,9 @@ from django.db.models import QuerySet
 
 from botbridge import outbox, services
 from botbridge.models import Message, TelegramUpdate
-from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
-from shop.errors import DomainError
-from shop.pagination import EstimatedCountPaginator
+from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from core.admin.pagination import EstimatedCountPaginator
+from core.errors import DomainError
 
 
 @admin.register(TelegramUpdate)

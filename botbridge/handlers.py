@@ -24,11 +24,12 @@ from botbridge import bot, outbox
 from botbridge.models import TelegramUpdate
 from botbridge.payload import payload_reference, payload_sign
 from botbridge.texts import status_name, text
+from core import money
+from core.errors import DomainError
 from payments import selectors as payment_selectors
 from payments import services as payment_services
-from shop import money, selectors
+from shop import selectors
 from shop import services as shop_services
-from shop.errors import DomainError
 from shop.models import Customer, Order, language_for
 
 logger = logging.getLogger(__name__)

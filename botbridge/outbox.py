@@ -20,7 +20,7 @@ from django.utils import timezone
 from botbridge import ratelimit
 from botbridge.models import Message
 from botbridge.texts import text
-from shop import money
+from core import money
 from shop.models import Customer, Order
 
 logger = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ def _mark_failed(message: Message, error: str) -> None:
 @transaction.atomic
 def message_retry(*, message: Message) -> Message:
     """Staff put a failed row back in the queue (from the admin)."""
-    from shop.errors import DomainError
+    from core.errors import DomainError
 
     updated = Message.objects.filter(pk=message.pk, status=Message.Status.FAILED).update(
         status=Message.Status.QUEUED, next_attempt_at=None, attempts=0

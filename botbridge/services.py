@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from botbridge import handlers, lanes
 from botbridge.models import TelegramUpdate
-from shop.errors import DomainError
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

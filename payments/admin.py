@@ -13,17 +13,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core import money
+from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from core.admin.pagination import EstimatedCountPaginator
+from core.admin.steps import StepsAdminMixin
+from core.errors import DomainError
 from payments import disputes, exports, forms, reports
 from payments import services as payment_services
-from payments.admin_steps import StepsAdminMixin
 from payments.evidence import evidence_pack
 from payments.forms_reports import ReportForm
 from payments.models import Dispute, ExportJob, LedgerEntry, Payment, Refund
-from shop import money
-from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
-from shop.errors import DomainError
 from shop.models import Order
-from shop.pagination import EstimatedCountPaginator
 
 
 class MoneyDisplayMixin:

@@ -14,10 +14,10 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from core import money
+from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment
 from payments.services import ledger_post, purchase_reversal_post
-from shop import money
-from shop.errors import DomainError
 from shop.models import Customer, Order, OrderEvent
 from shop.services import customer_set_blocked, order_event_add, order_transition
 

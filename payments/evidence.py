@@ -13,8 +13,8 @@ from datetime import UTC
 from django.conf import settings
 
 from botbridge.models import Message
+from core import money
 from payments.models import Dispute
-from shop import money
 from shop.models import DigitalItem
 
 

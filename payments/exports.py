@@ -12,9 +12,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError
 from payments.models import ExportJob
 from payments.reports import Filters, SettlementReport, report_csv, report_get
-from shop.errors import DomainError
 
 logger = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from django import forms
 from django.contrib.auth import get_user_model
 
+from core import money
 from payments.models import Dispute, Refund
-from shop import money
 
 
 class MoneyField(forms.DecimalField):

@@ -4,9 +4,9 @@ from django import forms
 from django.conf import settings
 from django.utils import timezone
 
+from core import money
 from payments.models import Payment
 from payments.reports import REPORTS
-from shop import money
 
 
 class ReportForm(forms.Form):

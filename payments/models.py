@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from shop import money
+from core import money
 from shop.models import Customer, Order
 
 

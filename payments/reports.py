@@ -23,9 +23,9 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
+from core import money
+from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment, Refund
-from shop import money
-from shop.errors import DomainError
 from shop.models import Order
 
 CHUNK_ROWS = 5000

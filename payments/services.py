@@ -9,9 +9,9 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from botbridge import outbox
+from core import money
+from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment, Refund
-from shop import money
-from shop.errors import DomainError
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product
 from shop.services import (
     order_event_add,

@@ -4,15 +4,15 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from botbridge.models import Message
-from payments.admin_steps import StepsAdminMixin
+from core import money
+from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from core.admin.pagination import EstimatedCountPaginator
+from core.admin.steps import StepsAdminMixin
+from core.errors import DomainError, IllegalTransition
 from payments.models import Dispute, Payment, Refund
 from payments.selectors import customer_balances
-from shop import money
 from shop import services as shop_services
-from shop.admin_mixins import ReadOnlyAdminMixin, RecordAdminMixin
-from shop.errors import DomainError, IllegalTransition
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product, SupportRequest
-from shop.pagination import EstimatedCountPaginator
 from shop.timeline import order_timeline_html
 
 

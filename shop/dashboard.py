@@ -12,8 +12,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from botbridge.models import Message, TelegramUpdate
+from core import money
 from payments.models import Dispute, LedgerEntry, Payment
-from shop import money
 from shop.models import Order, SupportRequest
 
 CHART_DAYS = 30

@@ -4,7 +4,7 @@ from django.core.validators import MinLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from shop import money
+from core import money
 
 
 class Product(models.Model):

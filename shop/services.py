@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from shop.errors import DomainError, IllegalTransition, NotAvailable
+from core.errors import DomainError, IllegalTransition, NotAvailable
 from shop.models import Customer, Order, OrderEvent, OrderItem, Product, SupportRequest
 
 # Crockford's base32 without I, L, O, U: easy to read aloud to support.

@@ -4,7 +4,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from botbridge.models import Message
-from shop import money
+from core import money
 from shop.models import Order
 
 MESSAGES_SHOWN = 200

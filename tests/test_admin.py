@@ -68,7 +68,7 @@ def test_order_list_does_not_count_the_whole_table_twice(admin_client, demo):
 
 
 def test_estimated_paginator_uses_the_planner_estimate_for_big_unfiltered_lists(monkeypatch):
-    from shop import pagination
+    from core.admin import pagination
     from shop.models import Order
 
     with connection.cursor() as cursor:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 SPEC = json.loads((Path(__file__).with_name("bot_api_spec.json")).read_text(encoding="utf-8"))
 _CURRENCIES = json.loads(
-    (Path(__file__).resolve().parent.parent.parent / "shop" / "data" / "currencies.json").read_text(
+    (Path(__file__).resolve().parent.parent.parent / "core" / "data" / "currencies.json").read_text(
         encoding="utf-8"
     )
 )

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import shop.money
+import core.money
 from django.conf import settings
 from django.db import migrations, models
 
@@ -91,7 +91,7 @@ class Migration(migrations.Migration):
                 ('description', models.CharField(max_length=255, validators=[django.core.validators.MinLengthValidator(1)])),
                 ('kind', models.CharField(choices=[('topup', 'Top-up (credits the balance)'), ('digital', 'Digital item'), ('physical', 'Physical goods')], max_length=16)),
                 ('price', models.PositiveBigIntegerField(help_text='In minor units of the currency (cents).')),
-                ('currency', models.CharField(choices=shop.money.currency_choices, max_length=3)),
+                ('currency', models.CharField(choices=core.money.currency_choices, max_length=3)),
                 ('photo_url', models.URLField(blank=True)),
                 ('stock', models.PositiveIntegerField(blank=True, help_text='Units left to sell; empty means unlimited.', null=True)),
                 ('is_active', models.BooleanField(default=True, verbose_name='active')),

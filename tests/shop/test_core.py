@@ -5,10 +5,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, close_old_connections, transaction
 
+from core.errors import DomainError, IllegalTransition
 from payments import services as payment_services
 from payments.models import LedgerEntry, Payment, Refund
 from shop import services
-from shop.errors import DomainError, IllegalTransition
 from shop.models import Order, OrderEvent, Product
 from tests.factories import CustomerFactory, ProductFactory
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import DomainError
 from payments.reports import REPORTS, Filters, report_csv
-from shop.errors import DomainError
 
 
 def _day(text: str) -> date:

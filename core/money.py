@@ -1,15 +1,18 @@
 """Money is an integer in minor units plus a currency code; this module knows the exponents.
 
-The table is Telegram's own (`shop/data/currencies.json`, copied from core.telegram.org's
+The table is Telegram's own (`core/data/currencies.json`, copied from core.telegram.org's
 currencies.json). Telegram Stars (`XTR`) is not in it: Stars are whole units.
 """
 
 import json
+import re
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 STARS = "XTR"
+# Digits, optionally a point and more digits: no signs, exponents, NaN or infinity.
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,15}(\.[0-9]{1,15})?")
 _TABLE_PATH = Path(__file__).resolve().parent / "data" / "currencies.json"
 
 
@@ -62,3 +65,26 @@ def to_major(amount: int, code: str) -> Decimal:
 def format_amount(amount: int, code: str) -> str:
     """For people only: '12.50 USD', '300 XTR'."""
     return f"{to_major(amount, code)} {code}"
+
+
+def to_minor(text: str | Decimal | int, code: str) -> int:
+    """What a person typed in major units ('12.50') as an integer in minor units (1250).
+
+    Refuses anything that is not a plain non-negative decimal, or that has more digits after
+    the point than the currency has (12.505 USD, 1.5 XTR), with a message a person can act on.
+    """
+    exp = exponent(code)
+    raw = str(text).strip().replace(",", "").replace(" ", "").replace("\u00a0", "")
+    if not _PLAIN_AMOUNT.fullmatch(raw):
+        raise ValueError(f"Enter an amount such as {_example(code)}.")
+    value = Decimal(raw)
+    if -value.as_tuple().exponent > exp and value != value.quantize(Decimal(1).scaleb(-exp)):
+        if exp == 0:
+            raise ValueError(f"{code} has no minor unit: enter a whole number.")
+        raise ValueError(f"{code} has {exp} digits after the decimal point at most.")
+    return int((value * (Decimal(10) ** exp)).to_integral_value())
+
+
+def _example(code: str) -> str:
+    exp = exponent(code)
+    return "350" if exp == 0 else "12." + "5".ljust(exp, "0")

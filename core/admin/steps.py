@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from shop.errors import DomainError
+from core.errors import DomainError
 
 
 class StepsAdminMixin:
-    change_form_template = "admin/payments/change_form_with_steps.html"
+    change_form_template = "admin/core/change_form_with_steps.html"
     # (url name suffix, view method name)
     step_views: tuple[tuple[str, str], ...] = ()
 
@@ -91,4 +91,4 @@ class StepsAdminMixin:
             "submit_label": submit_label,
             "opts": self.model._meta,
         }
-        return TemplateResponse(request, "admin/payments/step_form.html", context)
+        return TemplateResponse(request, "admin/core/step_form.html", context)

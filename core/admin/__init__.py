@@ -1,0 +1,1 @@
+"""Admin building blocks every app's admin uses: record mixins, staff steps, the paginator."""

@@ -56,7 +56,7 @@ def recreate_database(env):
 SEED = """
 from shop.models import Product, Order
 from shop import services
-from botbridge.payload import payload_sign
+from shop.payload import payload_sign
 product = Product.objects.create(sku="bench", title="Bench coins", description="Coins.", kind="topup", price=500, currency="USD")
 lines = []
 for n in range({orders}):

@@ -94,7 +94,7 @@ FROM payments_payment WHERE credited_at IS NOT NULL
 """
 
 SEED_MESSAGES = """
-from botbridge import outbox
+from shop import outbox
 from shop import services
 for n in range({count}):
     customer = services.customer_upsert_from_telegram(telegram_id=980000 + n, first_name="Bench")

@@ -1,9 +1,9 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 
-from botbridge import outbox, services
-from botbridge.models import Message, TelegramUpdate
-from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from botbridge import services
+from botbridge.models import TelegramUpdate
+from core.admin.mixins import ReadOnlyAdminMixin
 from core.admin.pagination import EstimatedCountPaginator
 from core.errors import DomainError
 
@@ -49,39 +49,3 @@ class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
         if done:
             self.message_user(request, f"Replayed {done} update(s).", messages.SUCCESS)
-
-
-@admin.register(Message)
-class MessageAdmin(RecordAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "created_at",
-        "direction",
-        "customer",
-        "method",
-        "short_text",
-        "status",
-        "attempts",
-    ]
-    list_filter = ["direction", "status", "method"]
-    search_fields = ["=chat_id", "customer__username", "text"]
-    list_select_related = ["customer"]
-    readonly_fields = [f.name for f in Message._meta.fields if f.name != "id"]
-    actions = ["retry"]
-    show_full_result_count = False
-    paginator = EstimatedCountPaginator
-
-    @admin.display(description="Text")
-    def short_text(self, obj: Message) -> str:
-        return obj.text[:80]
-
-    @admin.action(description="Retry selected failed messages", permissions=["change"])
-    def retry(self, request, queryset: QuerySet[Message]):
-        done = 0
-        for message in queryset:
-            try:
-                outbox.message_retry(message=message)
-                done += 1
-            except DomainError as error:
-                self.message_user(request, f"Message {message.pk}: {error.message}", messages.ERROR)
-        if done:
-            self.message_user(request, f"Queued {done} message(s) again.", messages.SUCCESS)

@@ -1,17 +1,22 @@
 """The one place that talks to the Telegram Bot API (through pyTelegramBotAPI).
 
-Nothing here runs at import time: the bot is built when first needed, from settings.
+Nothing here runs at import time: the bot is built when first needed, from settings. Every
+call's failure comes out as one error type, `TelegramError`, which says whether trying again
+can help and how long Telegram asked us to wait, with the bot token masked out of its text.
 """
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import requests
 import telebot
 from django.conf import settings
 from telebot import apihelper, types
 from telebot.apihelper import ApiHTTPException, ApiTelegramException
 
-__all__ = ["ApiHTTPException", "ApiTelegramException", "get_bot", "keyboard", "send"]
+__all__ = ["TelegramError", "get_bot", "mask_secrets", "send"]
 
 # Telegram cancels a checkout that is not answered within 10 s: never wait longer than that.
 CONNECT_TIMEOUT = 3
@@ -19,6 +24,62 @@ READ_TIMEOUT = 7
 
 
 _bots: dict[str, telebot.TeleBot] = {}
+
+
+class TelegramError(Exception):
+    """A Bot API call failed. `code` is Telegram's error_code (0: no answer at all).
+
+    Retryable: flood waits (429, with Telegram's `retry_after`), server errors (5xx) and the
+    network. Anything else is Telegram refusing the call, and doing it again will not help.
+    """
+
+    def __init__(self, code: int, description: str, *, retry_after: float | None = None):
+        self.code = code
+        self.description = mask_secrets(description)
+        self.retry_after = retry_after
+        super().__init__(f"{code}: {self.description}" if code else self.description)
+
+    @property
+    def is_retryable(self) -> bool:
+        return self.code in (0, 429) or self.code >= 500
+
+    @property
+    def is_bot_blocked(self) -> bool:
+        """403: the user blocked the bot or deleted their account."""
+        return self.code == 403
+
+
+def mask_secrets(text: str) -> str:
+    """The text with every configured secret replaced (errors quote the request URL)."""
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_PROVIDER_TOKEN", "TELEGRAM_WEBHOOK_SECRET"):
+        secret = getattr(settings, name, "")
+        if secret:
+            text = text.replace(secret, f"<{name}>")
+            # The token's secret half alone (after "<bot id>:") is as sensitive.
+            _, _, tail = secret.partition(":")
+            if len(tail) >= 8:
+                text = text.replace(tail, f"<{name}>")
+    return text
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    """Turn pyTelegramBotAPI's and requests' exceptions into TelegramError."""
+    try:
+        yield
+    except ApiTelegramException as error:
+        parameters = (error.result_json or {}).get("parameters") or {}
+        retry_after = parameters.get("retry_after")
+        raise TelegramError(
+            error.error_code,
+            str(error.description),
+            retry_after=float(retry_after) if retry_after is not None else None,
+        ) from None
+    except ApiHTTPException as error:
+        code = getattr(error.result, "status_code", 0) or 0
+        raise TelegramError(code, f"HTTP error from the Bot API: {error}") from None
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise TelegramError(0, f"Network error: {type(error).__name__}: {error}") from None
 
 
 def get_bot() -> telebot.TeleBot:
@@ -35,14 +96,13 @@ def get_bot() -> telebot.TeleBot:
     return _bots[token]
 
 
-def keyboard(rows: list[list[dict[str, str]]]) -> dict[str, Any]:
-    """An InlineKeyboardMarkup as plain JSON: [[{"text": ..., "callback_data": ...}]]."""
-    return {"inline_keyboard": rows}
-
-
 def send(method: str, params: dict[str, Any]) -> types.Message:
     """Send one stored outbound message (an outbox row's method and params)."""
-    bot = get_bot()
+    with _translated():
+        return _send(get_bot(), method, params)
+
+
+def _send(bot: telebot.TeleBot, method: str, params: dict[str, Any]) -> types.Message:
     markup = params.get("reply_markup")
     markup_json = json.dumps(markup) if markup else None
     if method == "sendMessage":
@@ -68,7 +128,17 @@ def send(method: str, params: dict[str, Any]) -> types.Message:
 
 def answer_query(reply: dict[str, Any]) -> bool:
     """Make a query's answer call (what the webhook sends back in its response) directly."""
-    bot = get_bot()
+    with _translated():
+        return _answer_query(get_bot(), reply)
+
+
+def answer_callback(callback_query_id: str) -> bool:
+    """Stop a pressed button's spinner in the customer's app."""
+    with _translated():
+        return get_bot().answer_callback_query(callback_query_id)
+
+
+def _answer_query(bot: telebot.TeleBot, reply: dict[str, Any]) -> bool:
     method = reply["method"]
     if method == "answerPreCheckoutQuery":
         return bot.answer_pre_checkout_query(
@@ -94,36 +164,41 @@ ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "shipping_
 
 
 def set_webhook(*, url: str, secret: str, max_connections: int) -> bool:
-    return get_bot().set_webhook(
-        url=url,
-        secret_token=secret,
-        allowed_updates=ALLOWED_UPDATES,
-        max_connections=max_connections,
-    )
+    with _translated():
+        return get_bot().set_webhook(
+            url=url,
+            secret_token=secret,
+            allowed_updates=ALLOWED_UPDATES,
+            max_connections=max_connections,
+        )
 
 
 def delete_webhook(*, drop_pending_updates: bool = False) -> bool:
-    return get_bot().delete_webhook(drop_pending_updates=drop_pending_updates)
+    with _translated():
+        return get_bot().delete_webhook(drop_pending_updates=drop_pending_updates)
 
 
 def set_commands(*, commands: list[tuple[str, str]], language_code: str | None) -> bool:
-    return get_bot().set_my_commands(
-        [types.BotCommand(name, description) for name, description in commands],
-        language_code=language_code,
-    )
+    with _translated():
+        return get_bot().set_my_commands(
+            [types.BotCommand(name, description) for name, description in commands],
+            language_code=language_code,
+        )
 
 
 def get_raw_updates(*, offset: int, timeout: int) -> list[dict[str, Any]]:
     """getUpdates as raw JSON, so polling stores exactly what a webhook would receive."""
     get_bot()  # points apihelper at the configured server
-    return apihelper.get_updates(
-        settings.TELEGRAM_BOT_TOKEN,
-        offset=offset,
-        timeout=timeout,
-        allowed_updates=ALLOWED_UPDATES,
-        long_polling_timeout=timeout,
-    )
+    with _translated():
+        return apihelper.get_updates(
+            settings.TELEGRAM_BOT_TOKEN,
+            offset=offset,
+            timeout=timeout,
+            allowed_updates=ALLOWED_UPDATES,
+            long_polling_timeout=timeout,
+        )
 
 
 def refund_star_payment(*, user_id: int, telegram_payment_charge_id: str) -> bool:
-    return get_bot().refund_star_payment(user_id, telegram_payment_charge_id)
+    with _translated():
+        return get_bot().refund_star_payment(user_id, telegram_payment_charge_id)

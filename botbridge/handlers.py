@@ -13,24 +13,23 @@ and no network call is made while a lock is held. A callback query's answer is m
 import logging
 import math
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from telebot import types
 
-from botbridge import bot, outbox
-from botbridge.models import TelegramUpdate
-from botbridge.payload import payload_reference, payload_sign
-from botbridge.texts import status_name, text
+from botbridge import bot, fastpath
 from core import money
 from core.errors import DomainError
 from payments import selectors as payment_selectors
 from payments import services as payment_services
-from shop import selectors
+from shop import outbox, selectors
 from shop import services as shop_services
 from shop.models import Customer, Order, language_for
+from shop.payload import payload_reference
+from shop.texts import status_name, text
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +37,14 @@ CATALOG_PAGE_SIZE = 5
 SUPPORT_PROMPT_TTL = timedelta(minutes=30)
 
 
-def dispatch(row: TelegramUpdate) -> dict[str, Any] | None:
+class Incoming(NamedTuple):
+    """An update as the handlers see it: Telegram's update_id and the parsed JSON."""
+
+    update_id: int
+    payload: dict[str, Any]
+
+
+def dispatch(row: Incoming) -> dict[str, Any] | None:
     """Act on one stored update; returns the Bot API call that answers it, if it needs one."""
     payload = row.payload
     # Parse only the kinds the bot acts on: TeleBot's parser is strict about the rest (a poll
@@ -98,24 +104,32 @@ def _buy_button(lang: str, product, price: str) -> dict[str, str]:
 # --- messages ---------------------------------------------------------------------------
 
 
-def _on_message(message: types.Message, row: TelegramUpdate) -> None:
+def _on_message(message: types.Message, row: Incoming) -> None:
     if message.from_user is None or message.chat.type != "private":
         return
     customer = _customer(message.from_user)
     if message.successful_payment is not None:
         outbox.inbound_record(
-            customer=customer, chat_id=message.chat.id, text="[payment]", update=row
+            customer=customer,
+            chat_id=message.chat.id,
+            text="[payment]",
+            telegram_update_id=row.update_id,
         )
         _on_successful_payment(customer, message, row)
         return
     if message.refunded_payment is not None:
         outbox.inbound_record(
-            customer=customer, chat_id=message.chat.id, text="[refund]", update=row
+            customer=customer,
+            chat_id=message.chat.id,
+            text="[refund]",
+            telegram_update_id=row.update_id,
         )
         _on_refunded_payment(customer, message, row)
         return
     body = (message.text or "").strip()
-    outbox.inbound_record(customer=customer, chat_id=message.chat.id, text=body, update=row)
+    outbox.inbound_record(
+        customer=customer, chat_id=message.chat.id, text=body, telegram_update_id=row.update_id
+    )
     if not body.startswith("/"):
         _on_plain_text(customer, body)
         return
@@ -144,7 +158,7 @@ def _cmd_start(customer: Customer, argument: str) -> None:
 def _show_product(customer: Customer, product) -> None:
     lang = customer.language
     price = _price(product.price, product.currency)
-    markup = bot.keyboard([[_buy_button(lang, product, price)]])
+    markup = outbox.keyboard([[_buy_button(lang, product, price)]])
     _say(
         customer,
         "product_card",
@@ -195,7 +209,7 @@ def _send_catalog(customer: Customer, page: int) -> None:
     if navigation:
         rows.append(navigation)
     outbox.message_queue(
-        customer=customer, text="\n\n".join(lines), reply_markup=bot.keyboard(rows)
+        customer=customer, text="\n\n".join(lines), reply_markup=outbox.keyboard(rows)
     )
 
 
@@ -238,7 +252,7 @@ def _cmd_terms(customer: Customer, argument: str) -> None:
         note = text(customer.language, "terms_already", version=version, date=accepted)
         outbox.message_queue(customer=customer, text=f"{terms}\n\n{note}")
         return
-    markup = bot.keyboard(
+    markup = outbox.keyboard(
         [[{"text": text(customer.language, "agree_button"), "callback_data": "terms:"}]]
     )
     outbox.message_queue(customer=customer, text=terms, reply_markup=markup)
@@ -248,7 +262,7 @@ def _cmd_support(customer: Customer, argument: str) -> None:
     if argument:
         _create_support_request(customer, argument)
         return
-    Customer.objects.filter(pk=customer.pk).update(support_prompted_at=timezone.now())
+    shop_services.customer_prompt_support(customer=customer)
     _say(customer, "support_prompt")
 
 
@@ -305,11 +319,14 @@ def _create_support_request(customer: Customer, body: str) -> None:
 # --- buttons ----------------------------------------------------------------------------
 
 
-def _on_callback(query: types.CallbackQuery, row: TelegramUpdate) -> None:
+def _on_callback(query: types.CallbackQuery, row: Incoming) -> None:
     customer = _customer(query.from_user)
     data = query.data or ""
     outbox.inbound_record(
-        customer=customer, chat_id=query.from_user.id, text=f"[button] {data}", update=row
+        customer=customer,
+        chat_id=query.from_user.id,
+        text=f"[button] {data}",
+        telegram_update_id=row.update_id,
     )
     action, _, argument = data.partition(":")
     if action == "catalog":
@@ -328,7 +345,7 @@ def _on_callback(query: types.CallbackQuery, row: TelegramUpdate) -> None:
         if argument:
             _buy(customer, argument)
     # Stops the button's spinner in the customer's app.
-    transaction.on_commit(lambda: bot.get_bot().answer_callback_query(query.id), robust=True)
+    transaction.on_commit(lambda: bot.answer_callback(query.id), robust=True)
 
 
 def _buy(customer: Customer, sku: str) -> None:
@@ -343,13 +360,13 @@ def _buy(customer: Customer, sku: str) -> None:
     if not customer.has_accepted_terms(version):
         terms = text(customer.language, "terms", version=version)
         prompt = text(customer.language, "terms_prompt")
-        markup = bot.keyboard(
+        markup = outbox.keyboard(
             [[{"text": text(customer.language, "agree_button"), "callback_data": f"terms:{sku}"}]]
         )
         outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
         return
     try:
-        order = shop_services.order_create(customer=customer, product=product)
+        shop_services.order_invoice(customer=customer, product=product)
     except DomainError as error:
         _say(
             customer,
@@ -357,11 +374,6 @@ def _buy(customer: Customer, sku: str) -> None:
             if error.code in ("inactive", "out_of_stock")
             else "product_missing",
         )
-        return
-    shop_services.order_transition(
-        order=order, to_status=Order.Status.INVOICED, source="customer", message="Invoice sent"
-    )
-    outbox.invoice_queue(order=order, payload=payload_sign(order.reference))
 
 
 # --- payments ---------------------------------------------------------------------------
@@ -377,7 +389,7 @@ def _on_pre_checkout(query: types.PreCheckoutQuery) -> dict[str, Any]:
     lang = language_for(query.from_user.language_code)
     reference = payload_reference(query.invoice_payload)
     refusal = (
-        shop_services.order_checkout(
+        fastpath.checkout_refusal(
             reference=reference,
             telegram_id=query.from_user.id,
             currency=query.currency,
@@ -404,7 +416,7 @@ def _on_shipping(query: types.ShippingQuery) -> dict[str, Any]:
     return {**answer, "ok": True, "shipping_options": [option]}
 
 
-def _on_successful_payment(customer: Customer, message: types.Message, row: TelegramUpdate) -> None:
+def _on_successful_payment(customer: Customer, message: types.Message, row: Incoming) -> None:
     paid = message.successful_payment
     raw = (row.payload.get("message") or {}).get("successful_payment", {})
     address = raw.get("order_info", {}).get("shipping_address")
@@ -420,7 +432,7 @@ def _on_successful_payment(customer: Customer, message: types.Message, row: Tele
     )
 
 
-def _on_refunded_payment(customer: Customer, message: types.Message, row: TelegramUpdate) -> None:
+def _on_refunded_payment(customer: Customer, message: types.Message, row: Incoming) -> None:
     refunded = message.refunded_payment
     raw = (row.payload.get("message") or {}).get("refunded_payment", {})
     payment_services.refund_record_external(

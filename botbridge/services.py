@@ -25,7 +25,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from botbridge import handlers, lanes
+from botbridge import fastpath, handlers, lanes
 from botbridge.models import TelegramUpdate
 from core.errors import DomainError
 
@@ -35,18 +35,6 @@ logger = logging.getLogger(__name__)
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 DRAIN_BATCH = 50
-
-# The webhook's two statements, written out: compiling the ORM's equivalents cost more than
-# running them (bench/README.md). The table name is the model's own constant; every value is
-# a bound parameter.
-_INSERT = (
-    f"INSERT INTO {TelegramUpdate._meta.db_table}"  # noqa: S608
-    " (update_id, kind, lane, payload, status, error, attempts, received_at, processed_at)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " ON CONFLICT (update_id) DO NOTHING RETURNING id"
-)
-# Only the reply changes: PostgreSQL updates the row in place (no indexed column changes).
-_SET_REPLY = f"UPDATE {TelegramUpdate._meta.db_table} SET reply = %s WHERE id = %s"  # noqa: S608
 
 
 def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[str, Any] | None:
@@ -73,42 +61,41 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
     if settings.TELEGRAM_HANDLE_IN_WORKER and not handlers.is_urgent(payload):
         # One statement, committed at once when no caller holds a transaction. Nothing
         # answers these in the response; the dispatcher wakes the lane.
-        _insert(update_id, kind, lane, raw, TelegramUpdate.Status.RECEIVED, 0, now, None)
+        fastpath.update_insert(
+            update_id=update_id,
+            kind=kind,
+            lane=lane,
+            raw=raw,
+            status=TelegramUpdate.Status.RECEIVED,
+            attempts=0,
+            received_at=now,
+        )
         return None
     # Stored as handled, since this transaction handles it and nobody sees the row before it
     # commits. A delivery of the same update in parallel waits on the unique index until this
     # transaction ends, then inserts nothing: it is handled once. No savepoint: a bug rolls the
     # whole transaction back, and the update is then kept as failed in one of its own.
-    status = TelegramUpdate.Status.PROCESSED
+    stored = {"update_id": update_id, "kind": kind, "lane": lane, "raw": raw, "attempts": 1}
     try:
         with transaction.atomic():
-            pk = _insert(update_id, kind, lane, raw, status, 1, now, now)
-            if pk is None:
-                return _reply_given(update_id)
-            row = TelegramUpdate(
-                pk=pk,
-                update_id=update_id,
-                kind=kind,
-                lane=lane,
-                payload=payload,
-                status=status,
-                attempts=1,
-                received_at=now,
-                processed_at=now,
+            inserted = fastpath.update_insert(
+                **stored, status=TelegramUpdate.Status.PROCESSED, received_at=now, processed_at=now
             )
-            row._state.adding = False
-            row.reply = handlers.dispatch(row)
-            if row.reply is not None:
-                _set_reply(row)
+            if not inserted:
+                return _reply_given(update_id)
+            reply = handlers.dispatch(handlers.Incoming(update_id, payload))
+            if reply is not None:
+                fastpath.update_set_reply(update_id=update_id, reply=reply)
     except TRANSIENT_ERRORS:
         raise
     except Exception:
         logger.exception("Telegram update %s failed", update_id)
-        failed = TelegramUpdate.Status.FAILED
         error = traceback.format_exc()[-8000:]
-        _insert(update_id, kind, lane, raw, failed, 1, now, None, error=error)
+        fastpath.update_insert(
+            **stored, status=TelegramUpdate.Status.FAILED, received_at=now, error=error
+        )
         return None
-    return row.reply
+    return reply
 
 
 def _without_nul(value: Any) -> Any:
@@ -125,25 +112,6 @@ def _reply_given(update_id: int) -> dict[str, Any] | None:
     return (
         TelegramUpdate.objects.filter(update_id=update_id).values_list("reply", flat=True).first()
     )
-
-
-def _insert(
-    update_id, kind, lane, raw, status, attempts, received_at, processed_at, *, error=""
-) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING: the new row's id, None when the update_id was stored."""
-    when = connection.ops.adapt_datetimefield_value
-    params = [update_id, kind, lane, raw, status, error, attempts]
-    params += [when(received_at), when(processed_at)]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT, params)
-        inserted = cursor.fetchone()
-    return None if inserted is None else inserted[0]
-
-
-def _set_reply(row: TelegramUpdate) -> None:
-    reply = TelegramUpdate._meta.get_field("reply").get_db_prep_save(row.reply, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(_SET_REPLY, [reply, row.pk])
 
 
 def updates_dispatch() -> int:
@@ -269,7 +237,7 @@ def _process(row: TelegramUpdate) -> None:
     row.attempts += 1
     try:
         with transaction.atomic():
-            reply = handlers.dispatch(row)
+            reply = handlers.dispatch(handlers.Incoming(row.update_id, row.payload))
     except TRANSIENT_ERRORS:
         raise
     except Exception:

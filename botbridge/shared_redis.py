@@ -1,8 +1,7 @@
 """The Redis that all web processes and workers share (the Celery broker's, by default).
 
 None when there is none to share: tasks in-process (the embedded default) or a non-Redis
-broker without TELEGRAM_RATE_LIMIT_REDIS_URL; callers then keep their state in-process,
-which is all there is in that case.
+broker; callers then keep their state in-process, which is all there is in that case.
 """
 
 import redis
@@ -12,7 +11,7 @@ _clients: dict[str, redis.Redis] = {}
 
 
 def client() -> redis.Redis | None:
-    url = getattr(settings, "TELEGRAM_RATE_LIMIT_REDIS_URL", "") or settings.CELERY_BROKER_URL
+    url = settings.CELERY_BROKER_URL
     if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
         return None
     if url not in _clients:

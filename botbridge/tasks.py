@@ -4,7 +4,7 @@ import time
 
 from celery import shared_task
 
-from botbridge import outbox, services
+from botbridge import bot, sending, services, stars
 
 # A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
 # exist to wait on Telegram); a longer one goes back to the broker with a countdown. In-process
@@ -17,10 +17,10 @@ _EAGER_MAX_SLEEP = 3.0
 @shared_task(bind=True, name="botbridge.message_send", acks_late=True, max_retries=None)
 def message_send(self, message_id: int) -> str:
     limit = _EAGER_MAX_SLEEP if self.request.is_eager else _MAX_SLEEP
-    outcome = outbox.message_send(message_id=message_id)
+    outcome = sending.message_send(message_id=message_id)
     while outcome.status == "retry" and outcome.retry_in <= limit:
         time.sleep(outcome.retry_in)
-        outcome = outbox.message_send(message_id=message_id)
+        outcome = sending.message_send(message_id=message_id)
     if outcome.status == "retry" and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
@@ -28,12 +28,12 @@ def message_send(self, message_id: int) -> str:
 
 @shared_task(name="botbridge.message_requeue_due")
 def message_requeue_due() -> int:
-    return outbox.message_requeue_due()
+    return sending.message_requeue_due()
 
 
 @shared_task(name="botbridge.message_sweep_stale")
 def message_sweep_stale() -> int:
-    return outbox.message_sweep_stale()
+    return sending.message_sweep_stale()
 
 
 @shared_task(bind=True, name="botbridge.updates_drain", acks_late=True, max_retries=None)
@@ -51,3 +51,19 @@ def updates_drain(self, lane: int) -> int:
 def updates_dispatch() -> int:
     """The beat's safety net; `manage.py run_update_dispatcher` does this continuously."""
     return services.updates_dispatch()
+
+
+# Named in payments, which records the refund and publishes this task by name; the Bot API
+# call is made here, the only layer that talks to Telegram.
+@shared_task(
+    name="payments.refund_stars",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A flood wait, a server error or the network: try again later. Telegram's own refusal
+    # is recorded on the refund as a failure by the service.
+    autoretry_for=(bot.TelegramError,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def refund_stars(refund_id: int) -> str:
+    return stars.refund_stars_execute(refund_id=refund_id)

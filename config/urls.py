@@ -1,13 +1,11 @@
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 
 from botbridge.views import telegram_webhook
-
-admin.site.site_header = "Shopbot back office"
-admin.site.site_title = "Shopbot back office"
-admin.site.index_title = "Back office"
 
 
 @csrf_exempt
@@ -18,7 +16,18 @@ def healthz(request):
 
 urlpatterns = [
     path("telegram/webhook/", telegram_webhook, name="telegram-webhook"),
-    path("sandbox/", include("botbridge.sandbox.urls")),
     path("healthz/", healthz, name="healthz"),
+    # Messages belong to the shop since the apps were layered: old links still land.
+    path(
+        "admin/botbridge/message/<path:rest>",
+        RedirectView.as_view(url="/admin/shop/message/%(rest)s", query_string=True),
+    ),
+    path(
+        "admin/botbridge/message/",
+        RedirectView.as_view(url="/admin/shop/message/", query_string=True),
+    ),
     path("admin/", admin.site.urls),
 ]
+if settings.TELEGRAM_SANDBOX:
+    # The local Telegram's chat page, only when the bot talks to the local Telegram.
+    urlpatterns.append(path("sandbox/", include("botbridge.sandbox.urls")))

@@ -18,12 +18,54 @@ from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from core.admin.pagination import EstimatedCountPaginator
 from core.admin.steps import StepsAdminMixin
 from core.errors import DomainError
-from payments import disputes, exports, forms, reports
+from payments import exports, forms, reports
 from payments import services as payment_services
 from payments.evidence import evidence_pack
 from payments.forms_reports import ReportForm
 from payments.models import Dispute, ExportJob, LedgerEntry, Payment, Refund
-from shop.models import Order
+from payments.services import disputes
+
+EXPORT_PERMISSION = "payments.export_reports"
+
+
+def can_export(request) -> bool:
+    return request.user.has_perm(EXPORT_PERMISSION)
+
+
+def _stream(report: str, chunks, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        (chunk.encode("utf-8") for chunk in chunks), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def export_action(report: str):
+    """The changelist's "Export as CSV": what the current filters (or selection) show."""
+
+    @admin.action(description="Export as CSV", permissions=["export"])
+    def export_csv(modeladmin, request, queryset):
+        if not can_export(request):
+            raise PermissionDenied
+        return _stream(report, reports.queryset_csv(report, queryset), f"{report}.csv")
+
+    return export_csv
+
+
+class ExportActionMixin:
+    """The changelist's "Export as CSV" action for `export_report`, for finance staff only."""
+
+    export_report = ""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.export_report and can_export(request):
+            action = export_action(self.export_report)
+            actions["export_csv"] = (action, "export_csv", action.short_description)
+        return actions
+
+    def has_export_permission(self, request) -> bool:
+        return can_export(request)
 
 
 class MoneyDisplayMixin:
@@ -33,7 +75,10 @@ class MoneyDisplayMixin:
 
 
 @admin.register(Payment)
-class PaymentAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class PaymentAdmin(
+    ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
+):
+    export_report = "payments"
     list_display = [
         "telegram_payment_charge_id",
         "order",
@@ -118,7 +163,10 @@ class PaymentAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.M
 
 
 @admin.register(Refund)
-class RefundAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class RefundAdmin(
+    ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
+):
+    export_report = "refunds"
     list_display = [
         "pk",
         "payment",
@@ -200,8 +248,10 @@ class RefundAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.Mo
 
 
 @admin.register(Dispute)
-class DisputeAdmin(StepsAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class DisputeAdmin(ExportActionMixin, StepsAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """A queue: soonest evidence deadline first, with the time left."""
+
+    export_report = "disputes"
 
     list_display = [
         "pk",
@@ -347,8 +397,10 @@ class DisputeAdmin(StepsAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+class LedgerEntryAdmin(ExportActionMixin, ReadOnlyAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Append-only: nothing is added, changed or deleted here; corrections are new entries."""
+
+    export_report = "ledger"
 
     list_display = [
         "created_at",
@@ -371,13 +423,6 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
 
 
-EXPORT_PERMISSION = "payments.export_reports"
-
-
-def _can_export(request) -> bool:
-    return request.user.has_perm(EXPORT_PERMISSION)
-
-
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
     """Finance reports: a form to run one, the jobs with their progress, their files."""
@@ -390,13 +435,13 @@ class ExportJobAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def has_module_permission(self, request):
-        return _can_export(request)
+        return can_export(request)
 
     def has_view_permission(self, request, obj=None):
-        return _can_export(request)
+        return can_export(request)
 
     def has_add_permission(self, request):
-        return _can_export(request)
+        return can_export(request)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -433,7 +478,7 @@ class ExportJobAdmin(admin.ModelAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         """The Finance reports form: download at once, or run as a background job."""
-        if not _can_export(request):
+        if not can_export(request):
             raise PermissionDenied
         form = ReportForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
@@ -465,7 +510,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/payments/report_form.html", context)
 
     def download_view(self, request, object_id):
-        if not _can_export(request):
+        if not can_export(request):
             raise PermissionDenied
         job = get_object_or_404(ExportJob, pk=object_id)
         if job.status != ExportJob.Status.DONE or not job.file:
@@ -476,42 +521,3 @@ class ExportJobAdmin(admin.ModelAdmin):
             filename=job.file.name.rsplit("/", 1)[-1],
             content_type="text/csv; charset=utf-8",
         )
-
-
-def _stream(report: str, chunks, filename: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        (chunk.encode("utf-8") for chunk in chunks), content_type="text/csv; charset=utf-8"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
-def export_action(report: str):
-    """The changelist's "Export as CSV": what the current filters (or selection) show."""
-
-    @admin.action(description="Export as CSV", permissions=["export"])
-    def export_csv(modeladmin, request, queryset):
-        if not _can_export(request):
-            raise PermissionDenied
-        return _stream(report, reports.queryset_csv(report, queryset), f"{report}.csv")
-
-    return export_csv
-
-
-def _add_export_action(model, report: str) -> None:
-    model_admin = admin.site._registry.get(model)
-    if model_admin is None:
-        return
-    model_admin.actions = [*(model_admin.actions or []), export_action(report)]
-    # Only finance staff (and superusers) see the action; anyone else is refused.
-    model_admin.has_export_permission = _can_export
-
-
-for _model, _report in (
-    (Order, "orders"),
-    (Payment, "payments"),
-    (Refund, "refunds"),
-    (Dispute, "disputes"),
-    (LedgerEntry, "ledger"),
-):
-    _add_export_action(_model, _report)

@@ -12,10 +12,9 @@ from datetime import UTC
 
 from django.conf import settings
 
-from botbridge.models import Message
 from core import money
 from payments.models import Dispute
-from shop.models import DigitalItem
+from shop.models import DigitalItem, Message
 
 
 def _iso(value) -> str:

@@ -1,7 +1,6 @@
 """Thin Celery tasks: ids in, one service call, quiet when there is nothing to do."""
 
 from celery import shared_task
-from telebot.apihelper import ApiHTTPException
 
 from payments import services
 
@@ -19,22 +18,12 @@ def payment_credit(payment_id: int) -> int:
     return services.payment_credit_batch(payment_id=payment_id)
 
 
-@shared_task(
-    name="payments.refund_stars",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    # Network trouble: try again later; Telegram's own refusal is recorded as a failure.
-    autoretry_for=(OSError, ApiHTTPException, services.RetryLater),
-    retry_backoff=True,
-    max_retries=8,
-)
-def refund_stars(refund_id: int) -> str:
-    return services.refund_stars_execute(refund_id=refund_id)
+# payments.refund_stars (refundStarPayment) is a Telegram call: botbridge.tasks defines it.
 
 
 @shared_task(name="payments.disputes_remind")
 def disputes_remind() -> dict[str, int]:
-    from payments import disputes
+    from payments.services import disputes
 
     return disputes.disputes_remind()
 

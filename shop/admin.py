@@ -1,19 +1,34 @@
+"""Staff screens for the shop's own models.
+
+Product, support requests, the audit trail and the conversation with customers are
+registered here. Orders and customers are shown with their payments and balance, which
+live in a higher layer: their admins here are bases that `backoffice.admin` extends and
+registers.
+"""
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from botbridge.models import Message
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
 from core.admin.pagination import EstimatedCountPaginator
 from core.admin.steps import StepsAdminMixin
 from core.errors import DomainError, IllegalTransition
-from payments.models import Dispute, Payment, Refund
-from payments.selectors import customer_balances
+from shop import outbox
 from shop import services as shop_services
-from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product, SupportRequest
-from shop.timeline import order_timeline_html
+from shop.models import (
+    Customer,
+    CustomerEvent,
+    DigitalItem,
+    Message,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Product,
+    SupportRequest,
+)
 
 
 class NoteForm(forms.Form):
@@ -76,8 +91,17 @@ class SupportHistoryInline(ReadOnlyInline):
     verbose_name_plural = "Support history"
 
 
-@admin.register(Customer)
+class CustomerHistoryInline(ReadOnlyInline):
+    model = CustomerEvent
+    fields = ["created_at", "message", "note", "actor", "source"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "History"
+
+
 class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
+    """Registered by backoffice.admin (with the customer's balance)."""
+
     list_display = [
         "__str__",
         "telegram_id",
@@ -104,7 +128,6 @@ class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
         "support_prompted_at",
     ]
     fields = readonly_fields[:7] + [
-        "balance",
         "is_blocked",
         "is_flagged",
         "flag_reason",
@@ -112,16 +135,8 @@ class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     actions = ["block", "unblock"]
-    inlines = [CustomerOrderInline, SupportHistoryInline]
+    inlines = [CustomerOrderInline, SupportHistoryInline, CustomerHistoryInline]
     step_views = (("block", "block_view"), ("unblock", "unblock_view"))
-
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "balance"]
-
-    @admin.display(description="Balance")
-    def balance(self, obj: Customer) -> str:
-        balances = customer_balances(customer=obj)
-        return ", ".join(money.format_amount(v, k) for k, v in balances.items()) or "0"
 
     def steps_for(self, request, obj):
         if not request.user.has_perm("shop.change_customer"):
@@ -135,7 +150,7 @@ class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
 
         def act(data):
             shop_services.customer_set_blocked(
-                customer=customer, is_blocked=is_blocked, actor=request.user
+                customer=customer, is_blocked=is_blocked, actor=request.user, note=data["note"]
             )
             return f"{verb}ed {customer}."
 
@@ -183,41 +198,6 @@ class OrderItemInline(ReadOnlyInline):
     show_change_link = False
 
 
-class PaymentInline(ReadOnlyInline):
-    model = Payment
-    fields = [
-        "telegram_payment_charge_id",
-        "provider_payment_charge_id",
-        "provider",
-        "amount",
-        "currency",
-        "refunded_amount",
-        "review_reason",
-        "paid_at",
-    ]
-    readonly_fields = fields
-
-
-class RefundInline(ReadOnlyInline):
-    model = Refund
-    fields = [
-        "amount",
-        "currency",
-        "reason",
-        "status",
-        "author",
-        "external_reference",
-        "created_at",
-    ]
-    readonly_fields = fields
-
-
-class DisputeInline(ReadOnlyInline):
-    model = Dispute
-    fields = ["reason", "amount", "status", "evidence_due_by", "assignee"]
-    readonly_fields = fields
-
-
 class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     fields = ["created_at", "kind", "message", "from_status", "to_status", "actor", "source"]
@@ -234,8 +214,9 @@ class MessageInline(ReadOnlyInline):
     verbose_name_plural = "Messages about this order"
 
 
-@admin.register(Order)
 class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
+    """Registered by backoffice.admin (with payments, refunds, disputes and the timeline)."""
+
     list_display = [
         "reference",
         "customer",
@@ -271,15 +252,8 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
         "paid_at",
         "fulfilled_at",
     ]
-    fields = ["timeline", *readonly_fields[:3], "needs_review", *readonly_fields[3:]]
-    inlines = [
-        OrderItemInline,
-        PaymentInline,
-        RefundInline,
-        DisputeInline,
-        OrderEventInline,
-        MessageInline,
-    ]
+    fields = [*readonly_fields[:3], "needs_review", *readonly_fields[3:]]
+    inlines = [OrderItemInline, OrderEventInline, MessageInline]
     # A million orders: no second COUNT(*) for "N total", and an estimated page count.
     show_full_result_count = False
     paginator = EstimatedCountPaginator
@@ -287,27 +261,14 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
 
     step_views = (("ship", "ship_view"), ("cancel", "cancel_view"))
 
-    def get_readonly_fields(self, request, obj=None):
-        return [*self.readonly_fields, "timeline"]
-
-    @admin.display(description="Timeline")
-    def timeline(self, obj: Order) -> str:
-        return order_timeline_html(obj)
-
     def steps_for(self, request, obj):
-        """Only what the order's status allows; refunds and disputes go by its payments."""
+        """Only what the order's status allows."""
         steps = []
         if request.user.has_perm("shop.change_order"):
             if obj.status == Order.Status.AWAITING_SHIPMENT:
                 steps.append({"label": "Mark shipped", "url": self.step_url(obj, "ship")})
             if obj.can_transition_to(Order.Status.CANCELLED):
                 steps.append({"label": "Cancel order", "url": self.step_url(obj, "cancel")})
-        payment_admin = self.admin_site._registry[Payment]
-        for payment in obj.payments.all():
-            for step in payment_admin.steps_for(request, payment):
-                steps.append(
-                    {**step, "label": f"{step['label']} ({payment.telegram_payment_charge_id})"}
-                )
         return steps
 
     @admin.display(description="Total", ordering="total_amount")
@@ -318,14 +279,15 @@ class OrderAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
         order = get_object_or_404(Order, pk=object_id)
 
         def act(data):
-            shop_services.order_transition(
-                order=order,
-                to_status=to_status,
-                actor=request.user,
-                message=(data.get("note") or title)[:255],
-            )
-            if to_status == Order.Status.CANCELLED and order.stock_reserved:
-                shop_services.order_release_stock(order=order)
+            if to_status == Order.Status.CANCELLED:
+                shop_services.order_cancel(order=order, actor=request.user, note=data["note"])
+            else:
+                shop_services.order_transition(
+                    order=order,
+                    to_status=to_status,
+                    actor=request.user,
+                    message=(data.get("note") or title)[:255],
+                )
             return f"Order {order.reference} {done}."
 
         return self.run_step(
@@ -423,3 +385,41 @@ class SupportRequestAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Message)
+class MessageAdmin(RecordAdminMixin, admin.ModelAdmin):
+    """The conversation with customers; failed outbound messages can be sent again."""
+
+    list_display = [
+        "created_at",
+        "direction",
+        "customer",
+        "method",
+        "short_text",
+        "status",
+        "attempts",
+    ]
+    list_filter = ["direction", "status", "method"]
+    search_fields = ["=chat_id", "customer__username", "text"]
+    list_select_related = ["customer"]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "id"]
+    actions = ["retry"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+
+    @admin.display(description="Text")
+    def short_text(self, obj: Message) -> str:
+        return obj.text[:80]
+
+    @admin.action(description="Retry selected failed messages", permissions=["change"])
+    def retry(self, request, queryset: QuerySet[Message]):
+        done = 0
+        for message in queryset:
+            try:
+                outbox.message_retry(message=message)
+                done += 1
+            except DomainError as error:
+                self.message_user(request, f"Message {message.pk}: {error.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"Queued {done} message(s) again.", messages.SUCCESS)

@@ -55,10 +55,6 @@ class Product(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    @property
-    def is_in_stock(self) -> bool:
-        return self.stock is None or self.stock > 0
-
 
 class DigitalItem(models.Model):
     """One deliverable unit of a digital product (a code, a key, a link); handed out once."""
@@ -135,10 +131,39 @@ class Customer(models.Model):
         return self.terms_accepted_at is not None and self.terms_version == version
 
 
-class OrderQuerySet(models.QuerySet):
-    def paid(self):
-        return self.filter(paid_at__isnull=False)
+class CustomerEvent(models.Model):
+    """Append-only history of what staff and the system did to a customer, and why."""
 
+    class Kind(models.TextChoices):
+        BLOCKED = "blocked", "Blocked"
+        UNBLOCKED = "unblocked", "Unblocked"
+        FLAGGED = "flagged", "Flagged for attention"
+        NOTE = "note", "Note"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.CharField(max_length=255)
+    note = models.TextField(blank=True, help_text="Why, in the staff member's words.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The staff member; empty for the system.",
+    )
+    source = models.CharField(max_length=16, default="system", help_text="staff or system")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.message}"
+
+
+class OrderQuerySet(models.QuerySet):
     def awaiting_payment(self):
         return self.filter(status__in=[Order.Status.CREATED, Order.Status.INVOICED])
 
@@ -347,3 +372,60 @@ class SupportRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Support #{self.pk} from {self.customer}"
+
+
+class Message(models.Model):
+    """The conversation with a customer, both ways; outbound rows are also the outbox.
+
+    An outbound row holds the Bot API call to make (`method`, `params`); the shop and payments
+    write rows, and only botbridge sends them (see `shop.outbox`).
+    """
+
+    class Direction(models.TextChoices):
+        INBOUND = "in", "From the customer"
+        OUTBOUND = "out", "To the customer"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        QUEUED = "queued", "Queued"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+    )
+    chat_id = models.BigIntegerField()
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    method = models.CharField(max_length=32, default="sendMessage")
+    text = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    # e.g. "receipt:payment:42": the same notice is queued once however often it is asked.
+    dedupe_key = models.CharField(max_length=128, null=True, blank=True, unique=True)
+    telegram_message_id = models.BigIntegerField(null=True, blank=True)
+    # The Telegram update an inbound row came from (its update_id).
+    telegram_update_id = models.BigIntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["customer", "created_at"], name="shop_message_transcript"),
+            models.Index(
+                fields=["status", "created_at"],
+                condition=Q(direction="out") & ~Q(status="sent"),
+                name="shop_message_outbox",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        arrow = "→" if self.direction == self.Direction.OUTBOUND else "←"
+        return f"{arrow} {self.chat_id}: {self.text[:40]}"

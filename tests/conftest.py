@@ -94,17 +94,30 @@ def customer(db):
     return CustomerFactory()
 
 
+def role_user(role: str, username: str | None = None):
+    """A staff member in one of the roles (backoffice.roles), as load_demo creates them."""
+    from django.contrib.auth.models import Group
+
+    user = UserFactory(username=username or role.lower())
+    user.groups.add(Group.objects.get(name=role))
+    return user
+
+
 @pytest.fixture
-def staff_user(db):
-    return UserFactory(username="support", is_superuser=True)
+def support_user(db):
+    return role_user("Support")
+
+
+@pytest.fixture
+def finance_user(db):
+    return role_user("Finance")
+
+
+@pytest.fixture
+def manager_user(db):
+    return role_user("Manager")
 
 
 @pytest.fixture
 def product(db):
     return ProductFactory()
-
-
-@pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client

@@ -25,7 +25,7 @@ def test_every_model_is_registered():
         "payments.Dispute",
         "payments.LedgerEntry",
         "botbridge.TelegramUpdate",
-        "botbridge.Message",
+        "shop.Message",
     }
     assert expected <= labels
 

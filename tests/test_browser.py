@@ -12,12 +12,11 @@ import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from botbridge.models import Message
-from payments import disputes
 from payments import services as payment_services
 from payments.models import Dispute, ExportJob, Refund
+from payments.services import disputes
 from shop import services as shop_services
-from shop.models import SupportRequest
+from shop.models import Message, SupportRequest
 from tests import factories
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 

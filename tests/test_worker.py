@@ -9,12 +9,13 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from botbridge import outbox
-from botbridge.models import Message, TelegramUpdate
+from botbridge import sending
+from botbridge.models import TelegramUpdate
 from config.celery import app
 from payments import tasks as payment_tasks
 from payments.models import LedgerEntry, Payment
-from shop.models import Customer, Order
+from shop import outbox
+from shop.models import Customer, Message, Order
 from tests.factories import CustomerFactory, ProductFactory, paid_order
 from tests.worker import Dispatcher, Worker, flush_broker, wait_until
 
@@ -107,7 +108,7 @@ def test_a_worker_killed_mid_credit_loses_nothing_and_doubles_nothing(real_broke
     time.sleep(3)
     stranded = Message.objects.filter(status="queued")
     stranded.update(created_at=timezone.now() - timedelta(minutes=3))
-    outbox.message_requeue_due()
+    sending.message_requeue_due()
     wait_until(lambda: not Message.objects.filter(status="queued").exists(), timeout=60)
     credited_exactly_once(300)
     # Each receipt shown once, even those sent late.
@@ -211,7 +212,7 @@ def test_commands_reach_the_workers_through_the_dispatcher_in_each_chats_order(
         handled = list(
             Message.objects.filter(chat_id=chat, direction="in")
             .order_by("pk")
-            .values_list("update__update_id", flat=True)
+            .values_list("telegram_update_id", flat=True)
         )
         assert len(handled) == rounds
         assert handled == sorted(handled), f"chat {chat} handled out of order: {handled}"

@@ -6,7 +6,6 @@ from .base import env
 DATABASES = {
     "default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/shopbot"),
 }
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME", default="test_shopbot")}
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/15")

@@ -210,3 +210,32 @@ def test_the_dispatcher_loop_hands_stored_updates_to_the_worker(fake_telegram, c
     assert not loop.is_alive()
     assert TelegramUpdate.objects.get().status == "processed"
     assert fake_telegram.calls("sendMessage")[0]["params"]["chat_id"] == "626262"
+
+
+def test_sandbox_is_mounted_only_while_the_sandbox_is_on(settings):
+    import importlib
+
+    from django.urls import Resolver404, clear_url_caches, resolve
+
+    import config.urls
+
+    try:
+        settings.TELEGRAM_SANDBOX = False
+        importlib.reload(config.urls)
+        clear_url_caches()
+        with pytest.raises(Resolver404):
+            resolve("/sandbox/")
+        assert resolve("/telegram/webhook/").url_name == "telegram-webhook"
+    finally:
+        settings.TELEGRAM_SANDBOX = True
+        importlib.reload(config.urls)
+        clear_url_caches()
+    assert resolve("/sandbox/").url_name
+
+
+def test_old_message_admin_links_land_on_the_shop_messages(admin_client):
+    response = admin_client.get("/admin/botbridge/message/?status__exact=failed")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/shop/message/?status__exact=failed"
+    response = admin_client.get("/admin/botbridge/message/7/change/")
+    assert response["Location"] == "/admin/shop/message/7/change/"

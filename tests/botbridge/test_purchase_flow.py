@@ -3,9 +3,9 @@
 import pytest
 from django.conf import settings
 
-from botbridge.models import Message, TelegramUpdate
+from botbridge.models import TelegramUpdate
 from payments.models import LedgerEntry, Payment
-from shop.models import Customer, DigitalItem, Order, Product
+from shop.models import Customer, DigitalItem, Message, Order, Product
 from tests.factories import ProductFactory
 
 ALEX = {"id": 424242, "first_name": "Alex", "username": "alex", "language_code": "en"}

@@ -4,12 +4,12 @@ import threading
 import pytest
 from django.db import OperationalError, close_old_connections
 
-from botbridge import handlers, services
-from botbridge.models import Message, TelegramUpdate
-from botbridge.payload import payload_sign
+from botbridge import fastpath, handlers, services
+from botbridge.models import TelegramUpdate
 from payments.models import LedgerEntry, Payment, Refund
 from shop import services as shop_services
-from shop.models import Customer, Order
+from shop.models import Customer, Message, Order
+from shop.payload import payload_sign
 from tests.factories import CustomerFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -213,7 +213,7 @@ def test_database_unavailable_answers_503_so_telegram_redelivers(
     def unavailable(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(services, "_insert", unavailable)
+    monkeypatch.setattr(fastpath, "update_insert", unavailable)
     assert webhook.post(text_update(50)).status_code == 503
     monkeypatch.undo()
     assert not TelegramUpdate.objects.exists()

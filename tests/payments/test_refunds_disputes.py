@@ -10,13 +10,14 @@ from django.contrib.auth.models import Permission
 from django.core import mail
 from django.utils import timezone
 
-from botbridge import outbox
-from botbridge.models import Message
-from payments import disputes
+from botbridge import bot, stars
+from core.errors import DomainError
 from payments import services as payment_services
 from payments.models import Dispute, LedgerEntry, Refund
 from payments.selectors import customer_balances
-from shop.models import Customer, Order, OrderEvent
+from payments.services import disputes
+from shop import outbox
+from shop.models import Customer, Message, Order, OrderEvent
 from tests.factories import CustomerFactory, ProductFactory, UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
@@ -173,7 +174,7 @@ def test_stars_refund_is_made_by_the_worker_through_refund_star_payment(
     assert customer_balances(customer=payment.customer) == {}
 
     # The task delivered again (a redelivery) does not refund twice.
-    assert payment_services.refund_stars_execute(refund_id=refund.pk) == "completed"
+    assert stars.refund_stars_execute(refund_id=refund.pk) == "completed"
     assert len(fake_telegram.calls("refundStarPayment")) == 1
 
 
@@ -225,11 +226,12 @@ def test_telegram_flood_wait_on_a_stars_refund_is_retried_not_failed(pay, fake_t
     fake_telegram.fail(
         method="refundStarPayment", error_code=429, description="Too Many Requests", retry_after=1
     )
-    with pytest.raises(payment_services.RetryLater):
-        payment_services.refund_stars_execute(refund_id=refund.pk)
+    with pytest.raises(bot.TelegramError) as flood:
+        stars.refund_stars_execute(refund_id=refund.pk)
+    assert (flood.value.code, flood.value.retry_after, flood.value.is_retryable) == (429, 1.0, True)
     refund.refresh_from_db()
     assert refund.status == "pending"
-    assert payment_services.refund_stars_execute(refund_id=refund.pk) == "completed"
+    assert stars.refund_stars_execute(refund_id=refund.pk) == "completed"
 
 
 # --- disputes -----------------------------------------------------------------------------
@@ -259,7 +261,7 @@ def test_dispute_opened_evidence_submitted_and_won(
     order.refresh_from_db()
     assert (dispute.status, dispute.amount, order.status) == ("open", 1000, "disputed")
     # A refund while the dispute is open is refused.
-    with pytest.raises(payment_services.DomainError, match="open dispute"):
+    with pytest.raises(DomainError, match="open dispute"):
         payment_services.refund_create(payment=payment, amount=100, reason="other")
 
     url = f"/admin/payments/dispute/{dispute.pk}/"
@@ -327,9 +329,9 @@ def test_lost_or_accepted_dispute_books_the_chargeback(
         order=order, to_status="charged_back", actor=finance.user
     ).exists()
     # No refund after a chargeback; no second chargeback either.
-    with pytest.raises(payment_services.DomainError):
+    with pytest.raises(DomainError):
         payment_services.refund_create(payment=payment, amount=100, reason="other")
-    with pytest.raises(payment_services.DomainError):
+    with pytest.raises(DomainError):
         disputes.dispute_accept(dispute=dispute)
     assert LedgerEntry.objects.filter(dispute=dispute).count() == 3
 
@@ -445,13 +447,13 @@ def test_failed_message_is_retried_from_the_admin_and_a_sent_one_is_refused(
         message = outbox.message_queue(customer=customer, text="Your code: X-1")
     message.refresh_from_db()
     assert message.status == "failed" and "chat not found" in message.error
-    listing = finance.get("/admin/botbridge/message/?status__exact=failed").content.decode()
+    listing = finance.get("/admin/shop/message/?status__exact=failed").content.decode()
     assert "Your code: X-1" in listing
 
     post_step(
         finance,
         django_capture_on_commit_callbacks,
-        "/admin/botbridge/message/",
+        "/admin/shop/message/",
         {"action": "retry", "_selected_action": [message.pk]},
     )
     message.refresh_from_db()
@@ -461,7 +463,7 @@ def test_failed_message_is_retried_from_the_admin_and_a_sent_one_is_refused(
     response = post_step(
         finance,
         django_capture_on_commit_callbacks,
-        "/admin/botbridge/message/",
+        "/admin/shop/message/",
         {"action": "retry", "_selected_action": [message.pk]},
     )
     assert "Only a failed message can be retried" in response.content.decode()

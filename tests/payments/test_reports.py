@@ -11,9 +11,10 @@ from django.core.management import CommandError, call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from payments import disputes, exports, reports
+from payments import exports, reports
 from payments import services as payment_services
 from payments.models import ExportJob, LedgerEntry, Payment, Refund
+from payments.services import disputes
 from shop.models import Order
 from tests.factories import CustomerFactory, ProductFactory, UserFactory, paid_order
 
@@ -282,10 +283,25 @@ def test_report_page_downloads_now_or_runs_a_background_job(
     assert client.get(f"/admin/payments/exportjob/{job.pk}/download/").status_code == 404
 
 
-def test_export_streams_in_chunks_without_loading_all_rows(credited, monkeypatch):
+def test_export_streams_in_chunks_without_loading_all_rows(credited):
+    """On PostgreSQL the rows come from COPY and are passed on block by block as they arrive;
+    the portable writer cuts its output every `rows_per_chunk` rows."""
+    from django.db import connection
+
     for n in range(7):
         credited(100 + n, "USD", at=noon())
-    monkeypatch.setattr(reports, "CHUNK_ROWS", 2)
+    assert connection.vendor == "postgresql"
+    seen: list[int] = []
+    chunks = reports.report_csv(
+        "payments", reports.Filters(since=TODAY, until=TODAY), progress=seen.append
+    )
+    header = next(chunks)
+    assert header.startswith(",".join(reports.report_get("payments").header))
+    assert seen == []  # the header is out before a row was read
+    rest = list(chunks)
+    assert len(rest) > 1  # COPY's blocks, each passed on, not gathered into one
+    assert seen == sorted(seen) and len(set(seen)) > 1 and seen[-1] == 7
+    assert len(parse(header + "".join(rest))) == 7
     chunks = list(reports.csv_chunks(["a"], ([n] for n in range(2500)), rows_per_chunk=1000))
     assert len(chunks) == 4  # header, then a piece per 1,000 rows
     assert len(parse(export("payments"))) == 7

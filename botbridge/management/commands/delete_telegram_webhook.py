@@ -12,6 +12,6 @@ class Command(BaseCommand):
     def handle(self, *args, drop_pending_updates, **options):
         try:
             bot.delete_webhook(drop_pending_updates=drop_pending_updates)
-        except bot.ApiTelegramException as error:
+        except bot.TelegramError as error:
             raise CommandError(f"Telegram refused: {error.description}") from error
         self.stdout.write("Webhook deleted.")

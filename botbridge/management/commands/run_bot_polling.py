@@ -3,7 +3,6 @@ import time
 
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
-from requests import RequestException
 
 from botbridge import bot, services
 
@@ -23,7 +22,7 @@ class Command(BaseCommand):
         while True:
             try:
                 updates = bot.get_raw_updates(offset=offset, timeout=0 if once else timeout)
-            except (bot.ApiTelegramException, bot.ApiHTTPException, RequestException) as error:
+            except bot.TelegramError as error:
                 logger.warning("getUpdates failed: %s", error)
                 if once:
                     raise

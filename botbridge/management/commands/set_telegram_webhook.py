@@ -26,7 +26,7 @@ class Command(BaseCommand):
             bot.set_webhook(
                 url=url, secret=settings.TELEGRAM_WEBHOOK_SECRET, max_connections=max_connections
             )
-        except bot.ApiTelegramException as error:
+        except bot.TelegramError as error:
             raise CommandError(f"Telegram refused: {error.description}") from error
         self.stdout.write(
             f"Webhook set to {url} (updates: {', '.join(bot.ALLOWED_UPDATES)}; "

@@ -13,7 +13,7 @@ class Command(BaseCommand):
                 bot.set_commands(
                     commands=commands, language_code=None if language == "en" else language
                 )
-        except bot.ApiTelegramException as error:
+        except bot.TelegramError as error:
             raise CommandError(f"Telegram refused: {error.description}") from error
         self.stdout.write(
             f"Commands published: {', '.join(c for c, _ in COMMAND_DESCRIPTIONS['en'])}."

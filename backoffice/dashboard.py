@@ -11,10 +11,10 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from botbridge.models import Message, TelegramUpdate
+from botbridge.models import TelegramUpdate
 from core import money
 from payments.models import Dispute, LedgerEntry, Payment
-from shop.models import Order, SupportRequest
+from shop.models import Message, Order, SupportRequest
 
 CHART_DAYS = 30
 SERIES = [
@@ -60,9 +60,9 @@ def queue_tiles(user) -> list[Tile]:
         ("payments.view_dispute", "Disputes due within 48 h",
          Dispute.objects.filter(status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=due_by),
          "payments/dispute/?is_due_soon__exact=1", True),
-        ("botbridge.view_message", "Failed outbound messages",
+        ("shop.view_message", "Failed outbound messages",
          Message.objects.filter(status=Message.Status.FAILED),
-         "botbridge/message/?status__exact=failed", True),
+         "shop/message/?status__exact=failed", True),
         ("botbridge.view_telegramupdate", "Failed webhook updates",
          TelegramUpdate.objects.filter(status=TelegramUpdate.Status.FAILED),
          "botbridge/telegramupdate/?status__exact=failed", True),

@@ -17,9 +17,9 @@ from django.utils import timezone
 from core import money
 from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment
-from payments.services import ledger_post, purchase_reversal_post
-from shop.models import Customer, Order, OrderEvent
-from shop.services import customer_set_blocked, order_event_add, order_transition
+from payments.services.ledger import ledger_post, purchase_reversal_post
+from shop import services as shop_services
+from shop.models import Order, OrderEvent
 
 DUE_SOON = timedelta(hours=48)
 
@@ -170,11 +170,11 @@ def _charge_back(dispute, status, fee, block_customer, actor, notes) -> Dispute:
                 **common,
             )
         reason = f"Chargeback on dispute #{dispute.pk}"
-        Customer.objects.filter(pk=customer.pk).update(
-            is_flagged=True, flag_reason=reason, updated_at=timezone.now()
-        )
+        shop_services.customer_flag(customer=customer, reason=reason, actor=actor)
         if block_customer:
-            customer_set_blocked(customer=customer, is_blocked=True, actor=actor)
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=True, actor=actor, note=reason
+            )
         shown = money.format_amount(dispute.amount, dispute.currency)
         message = f"Dispute #{dispute.pk} {status.label.lower()}: {shown} charged back"
         if fee:
@@ -274,8 +274,10 @@ def _order_step(dispute: Dispute, to_status: str | None, message: str, actor) ->
     order = Order.objects.get(pk=dispute.order_id)
     data = {"dispute_id": dispute.pk}
     if to_status and order.can_transition_to(to_status):
-        order_transition(order=order, to_status=to_status, actor=actor, message=message, data=data)
+        shop_services.order_transition(
+            order=order, to_status=to_status, actor=actor, message=message, data=data
+        )
     else:
-        order_event_add(
+        shop_services.order_event_add(
             order=order, kind=OrderEvent.Kind.DISPUTE, message=message, actor=actor, data=data
         )

@@ -3,9 +3,8 @@
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from botbridge.models import Message
 from core import money
-from shop.models import Order
+from shop.models import Message, Order
 
 MESSAGES_SHOWN = 200
 

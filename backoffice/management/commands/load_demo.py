@@ -9,12 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 from tqdm import tqdm
 
-from botbridge import outbox
+from backoffice.roles import ROLES
 from payments import services as payment_services
 from payments.models import LedgerEntry, Payment
+from shop import outbox
 from shop import services as shop_services
 from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product
-from shop.roles import ROLES
 
 CATALOG = [
     # sku, title, description, kind, price (minor units), currency, stock, photo

@@ -13,7 +13,8 @@ _SUPPORT = {
     "shop.orderevent": ["view"],
     "shop.supportrequest": ["view", "change"],
     "shop.product": ["view"],
-    "botbridge.message": ["view", "change"],
+    "shop.message": ["view", "change"],
+    "shop.customerevent": ["view"],
     "botbridge.telegramupdate": ["view"],
 }
 _FINANCE = {

@@ -6,6 +6,7 @@ Telegram hands the payload back in pre_checkout_query and successful_payment. It
 
 from django.core import signing
 
+# The salt keeps its first name: invoices already sent carry payloads signed with it.
 _SALT = "botbridge.invoice-payload"
 MAX_BYTES = 128
 

@@ -1,0 +1,96 @@
+"""Orders and customers as staff see them: with their payments, refunds, disputes, balance.
+
+The shop's admins for these models are bases (shop.admin); this layer adds what comes from
+payments and registers them, once. Payment steps shown on the order page are the payment
+admin's own, so a step is offered on both pages under the same rules.
+"""
+
+from django.contrib import admin
+
+from backoffice.timeline import order_timeline_html
+from core import money
+from payments.admin import ExportActionMixin
+from payments.models import Dispute, Payment, Refund
+from payments.selectors import customer_balances
+from shop import admin as shop_admin
+from shop.models import Customer, Order
+
+
+class PaymentInline(shop_admin.ReadOnlyInline):
+    model = Payment
+    fields = [
+        "telegram_payment_charge_id",
+        "provider_payment_charge_id",
+        "provider",
+        "amount",
+        "currency",
+        "refunded_amount",
+        "review_reason",
+        "paid_at",
+    ]
+    readonly_fields = fields
+
+
+class RefundInline(shop_admin.ReadOnlyInline):
+    model = Refund
+    fields = [
+        "amount",
+        "currency",
+        "reason",
+        "status",
+        "author",
+        "external_reference",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+
+class DisputeInline(shop_admin.ReadOnlyInline):
+    model = Dispute
+    fields = ["reason", "amount", "status", "evidence_due_by", "assignee"]
+    readonly_fields = fields
+
+
+@admin.register(Order)
+class OrderAdmin(ExportActionMixin, shop_admin.OrderAdmin):
+    export_report = "orders"
+    fields = ["timeline", *shop_admin.OrderAdmin.fields]
+    inlines = [
+        shop_admin.OrderItemInline,
+        PaymentInline,
+        RefundInline,
+        DisputeInline,
+        shop_admin.OrderEventInline,
+        shop_admin.MessageInline,
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "timeline"]
+
+    @admin.display(description="Timeline")
+    def timeline(self, obj: Order) -> str:
+        return order_timeline_html(obj)
+
+    def steps_for(self, request, obj):
+        """The order's own steps, then each payment's (refund, dispute) where allowed."""
+        steps = super().steps_for(request, obj)
+        payment_admin = self.admin_site.get_model_admin(Payment)
+        for payment in obj.payments.all():
+            for step in payment_admin.steps_for(request, payment):
+                steps.append(
+                    {**step, "label": f"{step['label']} ({payment.telegram_payment_charge_id})"}
+                )
+        return steps
+
+
+@admin.register(Customer)
+class CustomerAdmin(shop_admin.CustomerAdmin):
+    fields = [*shop_admin.CustomerAdmin.fields[:7], "balance", *shop_admin.CustomerAdmin.fields[7:]]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "balance"]
+
+    @admin.display(description="Balance")
+    def balance(self, obj: Customer) -> str:
+        balances = customer_balances(customer=obj)
+        return ", ".join(money.format_amount(v, k) for k, v in balances.items()) or "0"

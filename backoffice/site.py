@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.contrib import admin
+
+
+class BackofficeSite(admin.AdminSite):
+    """The admin, with the dashboard on its home page."""
+
+    site_header = settings.PRODUCT_NAME
+    site_title = settings.PRODUCT_NAME
+    index_title = "Back office"
+
+    def index(self, request, extra_context=None):
+        from backoffice.dashboard import dashboard_context
+
+        return super().index(request, {**dashboard_context(request), **(extra_context or {})})

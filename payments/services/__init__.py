@@ -1,0 +1,38 @@
+"""The money write paths, one module per sub-domain.
+
+ledger: append-only entries posted once per idempotency key, purchase reversals;
+recording: what Telegram reports as paid, matched to its order; crediting: exactly once,
+one path for one payment and for a batch; refunds; disputes and chargebacks.
+"""
+
+from payments.services.crediting import CREDIT_BATCH, payment_credit, payment_credit_batch
+from payments.services.ledger import LedgerConflict, ledger_post, purchase_reversal_post
+from payments.services.recording import payment_record
+from payments.services.refunds import (
+    refund_cancel,
+    refund_complete,
+    refund_confirm,
+    refund_create,
+    refund_fail,
+    refund_record_external,
+    refund_request,
+    refund_retry,
+)
+
+__all__ = [
+    "CREDIT_BATCH",
+    "LedgerConflict",
+    "ledger_post",
+    "payment_credit",
+    "payment_credit_batch",
+    "payment_record",
+    "purchase_reversal_post",
+    "refund_cancel",
+    "refund_complete",
+    "refund_confirm",
+    "refund_create",
+    "refund_fail",
+    "refund_record_external",
+    "refund_request",
+    "refund_retry",
+]

@@ -1,0 +1,138 @@
+"""Every message the shop sends a customer on its own initiative, built in one place.
+
+Invoices, receipts, refund notices and support answers: each in the customer's language,
+each queued once (its dedupe key), each in the transaction of the change it reports.
+Replies to what the customer typed in the bot are the bot's own (botbridge.handlers).
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.utils import timezone
+
+from core import money
+from shop import outbox
+from shop.models import Customer, Message, Order, OrderItem, Product
+from shop.payload import payload_sign
+from shop.texts import refund_reason, text
+
+
+def invoice_queue(*, order: Order) -> Message:
+    """Queue the Telegram invoice for an order (prices in minor units, one line per item).
+
+    The provider token is added when it is sent: it is a secret and is never stored.
+    """
+    customer = order.customer
+    items = list(order.items.select_related("product"))
+    first = items[0]
+    if order.currency == money.STARS:
+        # Stars invoices must carry exactly one price line.
+        prices = [
+            {
+                "label": first.title if len(items) == 1 else order.reference,
+                "amount": order.total_amount,
+            }
+        ]
+    else:
+        prices = [
+            {
+                "label": f"{item.title} × {item.quantity}" if item.quantity > 1 else item.title,
+                "amount": item.line_total,
+            }
+            for item in items
+        ]
+    product = first.product
+    params = {
+        "title": first.title if len(items) == 1 else f"Order {order.reference}",
+        "description": product.description,
+        "payload": payload_sign(order.reference),
+        "currency": order.currency,
+        "prices": prices,
+        "photo_url": product.photo_url,
+        "need_shipping_address": any(i.kind == Product.Kind.PHYSICAL for i in items),
+    }
+    return outbox.message_queue(
+        customer=customer,
+        method="sendInvoice",
+        text=f"Invoice {order.reference}: {order.total_display}",
+        params=params,
+        order=order,
+        dedupe_key=f"invoice:{order.pk}",
+    )
+
+
+def receipt_key(payment_id: int) -> str:
+    return f"receipt:payment:{payment_id}"
+
+
+def receipt_text(
+    *,
+    order: Order,
+    items: Iterable[OrderItem],
+    customer: Customer,
+    amount: int,
+    currency: str,
+    charge_id: str,
+    paid_at: datetime,
+    delivered: list[str],
+) -> str:
+    """The receipt in the customer's language: lines, total, payment id, what was delivered."""
+    items = list(items)
+    lang = customer.language
+    lines = "\n".join(
+        f"{item.title} × {item.quantity}: {money.format_amount(item.line_total, item.currency)}"
+        for item in items
+    )
+    total = money.format_amount(amount, currency)
+    parts = [
+        text(
+            lang,
+            "receipt",
+            reference=order.reference,
+            lines=lines,
+            total=total,
+            charge_id=charge_id,
+            date=timezone.localtime(paid_at).strftime("%Y-%m-%d %H:%M %Z"),
+        )
+    ]
+    kinds = {item.kind for item in items}
+    if Product.Kind.TOPUP in kinds:
+        parts.append(text(lang, "receipt_topup", amount=total))
+    if delivered:
+        parts.append(text(lang, "receipt_digital", content="\n".join(delivered)))
+    if Product.Kind.PHYSICAL in kinds:
+        parts.append(text(lang, "receipt_shipping"))
+    return "\n\n".join(parts)
+
+
+def refund_notice_queue(
+    *,
+    customer: Customer,
+    order: Order | None,
+    refund_id: int,
+    amount: int,
+    currency: str,
+    reason: str,
+    charge_id: str,
+) -> Message:
+    """Tell the customer a refund was made, in their language, once per refund."""
+    lang = customer.language
+    shown = money.format_amount(amount, currency)
+    reference = order.reference if order is not None else charge_id
+    if currency == money.STARS:
+        body = text(lang, "refund_note_stars", amount=shown, reference=reference)
+    else:
+        why = refund_reason(lang, reason)
+        body = text(lang, "refund_note", amount=shown, reference=reference, reason=why)
+    return outbox.message_queue(
+        customer=customer, text=body, order=order, dedupe_key=f"refund:{refund_id}:notice"
+    )
+
+
+def support_answer_queue(*, customer: Customer, request_id: int, answer: str) -> Message:
+    """Staff's answer to a support request, sent to the customer in Telegram, once."""
+    return outbox.message_queue(
+        customer=customer,
+        text=text(customer.language, "support_answer", number=request_id, answer=answer),
+        dedupe_key=f"support:{request_id}:answer",
+    )

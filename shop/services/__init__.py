@@ -1,0 +1,63 @@
+"""The shop's write paths; every change to its models goes through one of these.
+
+customers: first contact, terms, blocking and flags (with the customer's history);
+orders: creation, invoicing, the transition table, cancellation, expiry (with the order's
+audit trail); stock: reservation at pre-checkout and release, digital items; support.
+"""
+
+from shop.services.customers import (
+    customer_accept_terms,
+    customer_event_add,
+    customer_flag,
+    customer_mark_bot_blocked,
+    customer_prompt_support,
+    customer_set_blocked,
+    customer_upsert_from_telegram,
+)
+from shop.services.orders import (
+    order_cancel,
+    order_create,
+    order_event_add,
+    order_expire_stale,
+    order_flag_for_review,
+    order_invoice,
+    order_reference_new,
+    order_set_shipping_address,
+    order_transition,
+    order_transition_many,
+)
+from shop.services.stock import (
+    CheckoutLine,
+    order_checkout,
+    order_item_deliver_digital,
+    order_release_stock,
+    order_reserve_stock,
+)
+from shop.services.support import support_request_answer, support_request_create
+
+__all__ = [
+    "CheckoutLine",
+    "customer_accept_terms",
+    "customer_event_add",
+    "customer_flag",
+    "customer_mark_bot_blocked",
+    "customer_prompt_support",
+    "customer_set_blocked",
+    "customer_upsert_from_telegram",
+    "order_cancel",
+    "order_checkout",
+    "order_create",
+    "order_event_add",
+    "order_expire_stale",
+    "order_flag_for_review",
+    "order_invoice",
+    "order_item_deliver_digital",
+    "order_reference_new",
+    "order_release_stock",
+    "order_reserve_stock",
+    "order_set_shipping_address",
+    "order_transition",
+    "order_transition_many",
+    "support_request_answer",
+    "support_request_create",
+]

@@ -1,0 +1,253 @@
+"""Orders: creation, invoicing, the status table, cancellation and expiry, their audit trail."""
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from core.errors import DomainError, IllegalTransition, NotAvailable
+from shop import notices
+from shop.models import (
+    Customer,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Product,
+)
+from shop.services.stock import order_release_stock
+
+_REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+_REFERENCE_LENGTH = 8
+
+_STATUS_TIMESTAMPS = {
+    Order.Status.INVOICED: "invoiced_at",
+    Order.Status.PAID: "paid_at",
+    Order.Status.FULFILLED: "fulfilled_at",
+}
+
+
+def order_reference_new() -> str:
+    return "".join(secrets.choice(_REFERENCE_ALPHABET) for _ in range(_REFERENCE_LENGTH))
+
+
+def order_event_add(
+    *,
+    order: Order,
+    kind: str,
+    message: str,
+    actor: AbstractBaseUser | None = None,
+    source: str | None = None,
+    data: dict[str, Any] | None = None,
+    from_status: str = "",
+    to_status: str = "",
+) -> OrderEvent:
+    """Append an audit row; callers are inside the transaction of the change they record."""
+    return OrderEvent.objects.create(
+        order=order,
+        kind=kind,
+        message=message[:255],
+        actor=actor,
+        source=source or ("staff" if actor else "system"),
+        data=data or {},
+        from_status=from_status,
+        to_status=to_status,
+    )
+
+
+@transaction.atomic
+def order_create(*, customer: Customer, product: Product, quantity: int = 1) -> Order:
+    """A new order for one product, priced from the catalog as it is now."""
+    if customer.is_blocked:
+        raise NotAvailable("This account cannot place orders.", code="customer_blocked")
+    if quantity < 1:
+        raise DomainError("Quantity must be at least 1.", code="bad_quantity")
+    if not product.is_active:
+        raise NotAvailable("This product is not on sale.", code="inactive")
+    if product.stock is not None and product.stock < quantity:
+        raise NotAvailable("This product is out of stock.", code="out_of_stock")
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                order = Order.objects.create(
+                    reference=order_reference_new(),
+                    customer=customer,
+                    currency=product.currency,
+                    total_amount=product.price * quantity,
+                )
+            break
+        except IntegrityError:
+            continue
+    else:  # pragma: no cover - 32^8 references make five collisions in a row unthinkable
+        raise DomainError("Could not allocate an order reference.")
+    OrderItem.snapshot(order=order, product=product, quantity=quantity).save()
+    order_event_add(
+        order=order,
+        kind=OrderEvent.Kind.STATUS,
+        message="Order created",
+        source="customer",
+        to_status=order.status,
+        data={"sku": product.sku, "quantity": quantity},
+    )
+    return order
+
+
+@transaction.atomic
+def order_transition(
+    *,
+    order: Order,
+    to_status: str,
+    actor: AbstractBaseUser | None = None,
+    source: str | None = None,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> Order:
+    """Move an order to a new status, or raise IllegalTransition and change nothing."""
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if not locked.can_transition_to(to_status):
+        raise IllegalTransition(
+            f"Order {locked.reference} cannot go from {locked.status} to {to_status}."
+        )
+    from_status = locked.status
+    locked.status = to_status
+    fields = ["status", "updated_at"]
+    stamp = _STATUS_TIMESTAMPS.get(to_status)
+    if stamp and getattr(locked, stamp) is None:
+        setattr(locked, stamp, timezone.now())
+        fields.append(stamp)
+    if to_status == Order.Status.DISPUTED:
+        locked.status_before_dispute = from_status
+        fields.append("status_before_dispute")
+    locked.save(update_fields=fields)
+    order_event_add(
+        order=locked,
+        kind=OrderEvent.Kind.STATUS,
+        message=message or f"{from_status} → {to_status}",
+        actor=actor,
+        source=source,
+        data=data,
+        from_status=from_status,
+        to_status=to_status,
+    )
+    # Keep the caller's instance truthful too.
+    for field in fields:
+        setattr(order, field, getattr(locked, field))
+    return locked
+
+
+@transaction.atomic
+def order_transition_many(
+    *,
+    orders: list[Order],
+    to_status: str,
+    message: str,
+    data: dict[int, dict[str, Any]] | None = None,
+    actor: AbstractBaseUser | None = None,
+    source: str | None = None,
+) -> int:
+    """Move many orders to one status: one UPDATE and one INSERT of their audit rows.
+
+    The same table as `order_transition`: if any order may not go there, IllegalTransition
+    is raised and nothing changes. `data` gives each order's event data by order id.
+    """
+    if not orders:
+        return 0
+    ids = [order.pk for order in orders]
+    current = dict(Order.objects.select_for_update().filter(pk__in=ids).values_list("pk", "status"))
+    refused = [
+        pk for pk in ids if pk not in current or to_status not in Order.TRANSITIONS[current[pk]]
+    ]
+    if refused:
+        raise IllegalTransition(f"{len(refused)} order(s) cannot go to {to_status}.")
+    now = timezone.now()
+    changes: dict[str, Any] = {"status": to_status, "updated_at": now}
+    stamp = _STATUS_TIMESTAMPS.get(to_status)
+    if stamp:
+        changes[stamp] = Coalesce(F(stamp), now)
+    if to_status == Order.Status.DISPUTED:
+        changes["status_before_dispute"] = F("status")
+    Order.objects.filter(pk__in=ids).update(**changes)
+    OrderEvent.objects.bulk_create(
+        OrderEvent(
+            order_id=pk,
+            kind=OrderEvent.Kind.STATUS,
+            from_status=current[pk],
+            to_status=to_status,
+            actor=actor,
+            source=source or ("staff" if actor else "system"),
+            message=message[:255],
+            data=(data or {}).get(pk, {}),
+        )
+        for pk in ids
+    )
+    for order in orders:
+        order.status = to_status
+    return len(ids)
+
+
+@transaction.atomic
+def order_flag_for_review(
+    *, order: Order, reason: str, data: dict[str, Any] | None = None
+) -> Order:
+    """Mark an order for a person to look at, with the reason in its audit trail."""
+    Order.objects.filter(pk=order.pk).update(
+        needs_review=True, review_reason=reason[:255], updated_at=timezone.now()
+    )
+    order.needs_review, order.review_reason = True, reason[:255]
+    order_event_add(order=order, kind=OrderEvent.Kind.REVIEW, message=reason, data=data)
+    return order
+
+
+@transaction.atomic
+def order_cancel(*, order: Order, actor: AbstractBaseUser | None = None, note: str = "") -> Order:
+    """Cancel an unpaid order and give its reserved stock back, in one transaction."""
+    locked = order_transition(
+        order=order,
+        to_status=Order.Status.CANCELLED,
+        actor=actor,
+        message=(note or "Order cancelled")[:255],
+    )
+    order_release_stock(order=locked)
+    order.stock_reserved = locked.stock_reserved
+    return locked
+
+
+@transaction.atomic
+def order_invoice(*, customer: Customer, product: Product, quantity: int = 1) -> Order:
+    """A customer's order for a product, invoiced: the invoice is queued to their chat."""
+    order = order_create(customer=customer, product=product, quantity=quantity)
+    order_transition(
+        order=order, to_status=Order.Status.INVOICED, source="customer", message="Invoice sent"
+    )
+    notices.invoice_queue(order=order)
+    return order
+
+
+@transaction.atomic
+def order_set_shipping_address(*, order: Order, address: dict[str, Any]) -> None:
+    """The address Telegram collected with the payment."""
+    Order.objects.filter(pk=order.pk).update(shipping_address=address, updated_at=timezone.now())
+    order.shipping_address = address
+
+
+def order_expire_stale(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """Expire unpaid orders older than the invoice lifetime and release their stock."""
+    cutoff = (now or timezone.now()) - older_than
+    expired = 0
+    stale = (
+        Order.objects.awaiting_payment().filter(created_at__lt=cutoff).values_list("pk", flat=True)
+    )
+    for pk in list(stale[:1000]):
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=pk)
+            if not order.is_awaiting_payment:
+                continue
+            order_release_stock(order=order)
+            order_transition(order=order, to_status=Order.Status.EXPIRED, message="Invoice expired")
+            expired += 1
+    return expired

@@ -9,7 +9,7 @@ from django.contrib import admin
 
 from backoffice.timeline import order_timeline_html
 from core import money
-from payments.admin import ExportActionMixin
+from payments.admin_exports import ExportActionMixin
 from payments.models import Dispute, Payment, Refund
 from payments.selectors import customer_balances
 from shop import admin as shop_admin

@@ -9,10 +9,7 @@ Rows are read with a server-side cursor in chunks and written as they come, so m
 flat however many rows there are. The date range is inclusive, in the chosen time zone.
 """
 
-import codecs
-import csv
-import io
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC as UTC_ZONE
 from datetime import date, datetime, time, timedelta
@@ -25,12 +22,11 @@ from django.db.models.functions import TruncDate
 
 from core import money
 from core.errors import DomainError
+from payments.csvtext import Progress, copy_csv, csv_chunks, safe_text
 from payments.models import Dispute, LedgerEntry, Payment, Refund
 from shop.models import Order
 
 CHUNK_ROWS = 5000
-BOM = "\ufeff"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -58,12 +54,6 @@ class Filters:
     def end(self) -> datetime:
         """Midnight after the last day: the range is [start, end)."""
         return datetime.combine(self.until + timedelta(days=1), time.min, tzinfo=self.tz)
-
-
-def safe_text(value) -> str:
-    """A text cell no spreadsheet will run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def utc(value: datetime | None) -> str:
@@ -409,81 +399,10 @@ def report_rows(name: str, filters: Filters, queryset: QuerySet | None = None) -
     return report.rows(qs)
 
 
-class _Line:
-    """A file-like target for csv.writer that hands back what was written."""
-
-    def __init__(self):
-        self.buffer = io.StringIO()
-
-    def write(self, text: str) -> None:
-        self.buffer.write(text)
-
-    def take(self) -> str:
-        text = self.buffer.getvalue()
-        self.buffer.seek(0)
-        self.buffer.truncate()
-        return text
-
-
-Progress = Callable[[int], None] | None
-
-
-def csv_chunks(
-    header: list[str],
-    rows: Iterable[list],
-    *,
-    bom: bool = False,
-    rows_per_chunk: int = 1000,
-    progress: Progress = None,
-) -> Iterator[str]:
-    """RFC 4180 text in pieces of about `rows_per_chunk` rows, header first.
-
-    `progress`, if given, is told the number of rows written so far after each piece.
-    """
-    target = _Line()
-    writer = csv.writer(target, lineterminator="\r\n")
-    writer.writerow(header)
-    yield (BOM if bom else "") + target.take()
-    pending, written = [], 0
-    for row in rows:
-        pending.append(row)
-        if len(pending) >= rows_per_chunk:
-            writer.writerows(pending)
-            written += len(pending)
-            pending.clear()
-            yield target.take()
-            if progress:
-                progress(written)
-    if pending:
-        writer.writerows(pending)
-        written += len(pending)
-        yield target.take()
-    if progress:
-        progress(written)
-
-
 def copy_chunks(report: Report, qs: QuerySet, *, progress: Progress = None) -> Iterator[str]:
-    """The rows as PostgreSQL's COPY writes them, with CRLF between records (RFC 4180).
-
-    COPY ends records with LF. A LF outside quotes ends a record; one inside a quoted field is
-    data and stays as it is. Quote parity is carried from one block to the next, and so is a
-    character split between blocks.
-    """
+    """The rows as PostgreSQL's COPY writes them (see `payments.csvtext.copy_csv`)."""
     sql, params = report.copy_sql(qs)
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    quoted, records = False, 0
-    with connection.cursor() as cursor, cursor.cursor.copy(sql, params) as copy:
-        for block in copy:
-            parts = decoder.decode(bytes(block)).split('"')
-            for i in range(len(parts)):
-                if not quoted:
-                    records += parts[i].count("\n")
-                    parts[i] = parts[i].replace("\n", "\r\n")
-                if i < len(parts) - 1:
-                    quoted = not quoted
-            yield '"'.join(parts)
-            if progress:
-                progress(records)
+    return copy_csv(sql, params, progress=progress)
 
 
 def report_csv(

@@ -6,7 +6,9 @@ from django.test import Client
 
 from botbridge import services
 from botbridge.sandbox.server import FakeTelegram
+from config.celery import app
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
+from tests.worker import Worker, flush_broker
 
 TOKEN = "123456:test-token"
 SECRET = "test-webhook-secret"
@@ -121,3 +123,50 @@ def manager_user(db):
 @pytest.fixture
 def product(db):
     return ProductFactory()
+
+
+@pytest.fixture
+def real_broker(settings, fake_telegram):
+    """Tasks go to Redis for a worker process instead of running in this one."""
+    flush_broker()
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    workers: list[Worker] = []
+
+    def start(**kwargs) -> Worker:
+        worker = Worker(fake_telegram, **kwargs).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+    app.conf.task_always_eager = True
+    flush_broker()
+
+
+def _logged_in(client, user):
+    client.force_login(user)
+    client.user = user
+    return client
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    return _logged_in(client, support_user)
+
+
+@pytest.fixture
+def finance_client(client, finance_user):
+    return _logged_in(client, finance_user)
+
+
+@pytest.fixture
+def manager_client(client, manager_user):
+    return _logged_in(client, manager_user)
+
+
+def post_step(client, capture, url, data):
+    """Post a staff step's form as a browser would, running what it queues on commit."""
+    with capture(execute=True):
+        return client.post(url, data, follow=True)

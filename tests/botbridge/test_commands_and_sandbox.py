@@ -128,7 +128,7 @@ def test_sandbox_page_is_staff_only(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
-    live_server, fake_telegram, admin_client, settings
+    live_server, fake_telegram, manager_client, settings
 ):
     """The person's clicks go page → local Telegram → live webhook (HTTP all the way)."""
     settings.TELEGRAM_HANDLE_IN_WORKER = False  # as `make run` runs: replies in the request
@@ -136,8 +136,8 @@ def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
     fake_telegram.state.secret_token = "test-webhook-secret"
     ProductFactory(sku="coins", title="500 coins", price=500, currency="USD")
 
-    admin_client.post("/sandbox/send/", {"text": "/catalog", "lang": "en"})
-    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    manager_client.post("/sandbox/send/", {"text": "/catalog", "lang": "en"})
+    page = manager_client.get("/sandbox/?lang=en").content.decode()
     assert "Buy 500 coins · 5.00 USD" in page
 
     def message_with(data):
@@ -147,26 +147,26 @@ def test_sandbox_page_completes_a_purchase_through_the_real_webhook(
                 return entry["message"]["message_id"]
         raise AssertionError(data)
 
-    admin_client.post(
+    manager_client.post(
         "/sandbox/press/",
         {"message_id": message_with("buy:coins"), "data": "buy:coins", "lang": "en"},
     )
-    admin_client.post(
+    manager_client.post(
         "/sandbox/press/",
         {"message_id": message_with("terms:coins"), "data": "terms:coins", "lang": "en"},
     )
     invoice = [e for e in fake_telegram.chat(700000001) if "invoice" in e["message"]][-1]["message"]
-    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    page = manager_client.get("/sandbox/?lang=en").content.decode()
     assert "Pay 5.00 USD" in page
 
-    admin_client.post(
+    manager_client.post(
         "/sandbox/pay/", {"message_id": invoice["message_id"], "outcome": "success", "lang": "en"}
     )
 
     order = Order.objects.get()
     assert order.status == Order.Status.FULFILLED
     assert Payment.objects.get().amount == 500
-    page = admin_client.get("/sandbox/?lang=en").content.decode()
+    page = manager_client.get("/sandbox/?lang=en").content.decode()
     assert f"Receipt for order {order.reference}" in page
     assert all(d["status"] == 200 for d in fake_telegram.state.deliveries)
 
@@ -233,9 +233,9 @@ def test_sandbox_is_mounted_only_while_the_sandbox_is_on(settings):
     assert resolve("/sandbox/").url_name
 
 
-def test_old_message_admin_links_land_on_the_shop_messages(admin_client):
-    response = admin_client.get("/admin/botbridge/message/?status__exact=failed")
+def test_old_message_admin_links_land_on_the_shop_messages(manager_client):
+    response = manager_client.get("/admin/botbridge/message/?status__exact=failed")
     assert response.status_code == 302
     assert response["Location"] == "/admin/shop/message/?status__exact=failed"
-    response = admin_client.get("/admin/botbridge/message/7/change/")
+    response = manager_client.get("/admin/botbridge/message/7/change/")
     assert response["Location"] == "/admin/shop/message/7/change/"

@@ -141,7 +141,7 @@ def test_redelivered_update_has_no_further_effect(webhook, fake_telegram):
 
 
 def test_a_bug_while_handling_is_recorded_answered_200_and_replayable(
-    webhook, fake_telegram, monkeypatch, admin_client
+    webhook, fake_telegram, monkeypatch, manager_client
 ):
     def broken(*args):
         raise RuntimeError("boom")
@@ -162,7 +162,7 @@ def test_a_bug_while_handling_is_recorded_answered_200_and_replayable(
     assert TelegramUpdate.objects.get(update_id=31).status == "processed"
 
     with webhook.capture(execute=True):
-        response = admin_client.post(
+        response = manager_client.post(
             "/admin/botbridge/telegramupdate/",
             {"action": "replay", "_selected_action": [row.pk]},
             follow=True,

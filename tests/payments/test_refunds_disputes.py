@@ -18,6 +18,7 @@ from payments.selectors import customer_balances
 from payments.services import disputes
 from shop import outbox
 from shop.models import Customer, Message, Order, OrderEvent
+from tests.conftest import post_step
 from tests.factories import CustomerFactory, ProductFactory, UserFactory, paid_order
 
 pytestmark = pytest.mark.django_db
@@ -47,16 +48,8 @@ def pay(fake_telegram, django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def finance(client):
-    user = UserFactory(username="fin", is_superuser=True)
-    client.force_login(user)
-    client.user = user
-    return client
-
-
-def post_step(client, capture, url, data):
-    with capture(execute=True):
-        return client.post(url, data, follow=True)
+def finance(finance_client):
+    return finance_client
 
 
 # --- refunds ------------------------------------------------------------------------------
@@ -432,39 +425,3 @@ def test_evidence_pack_downloads_in_one_click(pay, finance, fake_telegram):
 
 
 # --- outbox ---------------------------------------------------------------------------------
-
-
-def test_failed_message_is_retried_from_the_admin_and_a_sent_one_is_refused(
-    finance, fake_telegram, django_capture_on_commit_callbacks
-):
-    customer = CustomerFactory()
-    fake_telegram._user({"id": customer.telegram_id})
-    fake_telegram.fail(
-        method="sendMessage", error_code=400, description="Bad Request: chat not found",
-        chat_id=customer.telegram_id,
-    )  # fmt: skip
-    with django_capture_on_commit_callbacks(execute=True):
-        message = outbox.message_queue(customer=customer, text="Your code: X-1")
-    message.refresh_from_db()
-    assert message.status == "failed" and "chat not found" in message.error
-    listing = finance.get("/admin/shop/message/?status__exact=failed").content.decode()
-    assert "Your code: X-1" in listing
-
-    post_step(
-        finance,
-        django_capture_on_commit_callbacks,
-        "/admin/shop/message/",
-        {"action": "retry", "_selected_action": [message.pk]},
-    )
-    message.refresh_from_db()
-    assert message.status == "sent"
-    assert len(fake_telegram.calls("sendMessage")) == 2  # the failed try and the retry
-
-    response = post_step(
-        finance,
-        django_capture_on_commit_callbacks,
-        "/admin/shop/message/",
-        {"action": "retry", "_selected_action": [message.pk]},
-    )
-    assert "Only a failed message can be retried" in response.content.decode()
-    assert len(fake_telegram.calls("sendMessage")) == 2

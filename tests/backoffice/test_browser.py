@@ -22,7 +22,7 @@ from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags the machine notes ask for: no sandbox as root, nothing fetched from the internet.
 CHROMIUM_ARGS = [

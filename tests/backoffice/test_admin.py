@@ -40,7 +40,7 @@ def test_every_changelist_and_change_page_renders(admin_client, demo):
             assert admin_client.get(f"{url}{obj.pk}/change/").status_code == 200, url
 
 
-def test_searches_find_by_telegram_id_username_reference_and_charge_id(admin_client, demo):
+def test_searches_find_by_telegram_id_username_reference_and_charge_id(manager_client, demo):
     from payments.models import Payment
     from shop.models import Order
 
@@ -52,15 +52,15 @@ def test_searches_find_by_telegram_id_username_reference_and_charge_id(admin_cli
         order.customer.username,
         payment.telegram_payment_charge_id,
     ):
-        page = admin_client.get("/admin/shop/order/", {"q": term}).content.decode()
+        page = manager_client.get("/admin/shop/order/", {"q": term}).content.decode()
         assert order.reference in page, term
-    page = admin_client.get("/admin/shop/customer/", {"q": "not-a-number"})
+    page = manager_client.get("/admin/shop/customer/", {"q": "not-a-number"})
     assert page.status_code == 200
 
 
-def test_order_list_does_not_count_the_whole_table_twice(admin_client, demo):
+def test_order_list_does_not_count_the_whole_table_twice(manager_client, demo):
     with CaptureQueriesContext(connection) as queries:
-        admin_client.get("/admin/shop/order/")
+        manager_client.get("/admin/shop/order/")
     counts = [
         q["sql"] for q in queries if "COUNT(" in q["sql"].upper() and "shop_order" in q["sql"]
     ]
@@ -83,15 +83,15 @@ def test_estimated_paginator_uses_the_planner_estimate_for_big_unfiltered_lists(
     assert filtered.count == 0
 
 
-def test_ledger_and_events_are_read_only(admin_client, demo):
+def test_ledger_and_events_are_read_only(manager_client, demo):
     from payments.models import LedgerEntry
     from shop.models import OrderEvent
 
     entry = LedgerEntry.objects.first()
-    assert admin_client.get("/admin/payments/ledgerentry/add/").status_code == 403
-    assert admin_client.post(f"/admin/payments/ledgerentry/{entry.pk}/delete/").status_code == 403
+    assert manager_client.get("/admin/payments/ledgerentry/add/").status_code == 403
+    assert manager_client.post(f"/admin/payments/ledgerentry/{entry.pk}/delete/").status_code == 403
     event = OrderEvent.objects.first()
-    response = admin_client.post(
+    response = manager_client.post(
         f"/admin/shop/orderevent/{event.pk}/change/", {"message": "changed"}
     )
     assert response.status_code == 403
@@ -99,13 +99,13 @@ def test_ledger_and_events_are_read_only(admin_client, demo):
     assert event.message != "changed"
 
 
-def test_admin_is_themed_with_the_product_name(admin_client):
-    page = admin_client.get("/admin/").content.decode()
+def test_admin_is_themed_with_the_product_name(manager_client):
+    page = manager_client.get("/admin/").content.decode()
     assert "Shopbot back office" in page
 
 
 def test_support_answer_from_admin_is_sent_to_the_customer(
-    admin_client, fake_telegram, django_capture_on_commit_callbacks
+    support_client, fake_telegram, django_capture_on_commit_callbacks
 ):
     from shop.services import support_request_create
     from tests.factories import CustomerFactory
@@ -114,7 +114,7 @@ def test_support_answer_from_admin_is_sent_to_the_customer(
     fake_telegram._user({"id": customer.telegram_id})
     request = support_request_create(customer=customer, text="Where is my order?")
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
+        response = support_client.post(
             f"/admin/shop/supportrequest/{request.pk}/change/",
             {"answer": "It ships today."},
             follow=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
     "SECRET_KEY": "x" * 64 + "-a-long-random-production-secret",

@@ -6,6 +6,7 @@ The chart is an SVG drawn here, so the page loads nothing from anywhere else.
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -13,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from botbridge.models import TelegramUpdate
 from core import money
+from payments import services as payment_services
 from payments.models import Dispute, LedgerEntry, Payment
 from shop.models import Message, Order, SupportRequest
 
@@ -57,6 +59,13 @@ def queue_tiles(user) -> list[Tile]:
         ("shop.view_order", "Orders to ship",
          Order.objects.filter(status=Order.Status.AWAITING_SHIPMENT),
          "shop/order/?status__exact=awaiting_shipment", False),
+        ("payments.view_payment", "Paid, not credited",
+         payment_services.payments_uncredited(
+             cutoff=timezone.now() - settings.PAYMENTS_CREDIT_GRACE),
+         "payments/payment/?credit=overdue", True),
+        ("payments.view_payment", "Payments held for review",
+         Payment.objects.exclude(review_reason=""),
+         "payments/payment/?credit=review", True),
         ("payments.view_dispute", "Disputes due within 48 h",
          Dispute.objects.filter(status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=due_by),
          "payments/dispute/?is_due_soon__exact=1", True),

@@ -16,6 +16,8 @@ from django.conf import settings
 from telebot import apihelper, types
 from telebot.apihelper import ApiHTTPException, ApiTelegramException
 
+from core import secrets
+
 __all__ = ["TelegramError", "get_bot", "mask_secrets", "send"]
 
 # Telegram cancels a checkout that is not answered within 10 s: never wait longer than that.
@@ -51,15 +53,7 @@ class TelegramError(Exception):
 
 def mask_secrets(text: str) -> str:
     """The text with every configured secret replaced (errors quote the request URL)."""
-    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_PROVIDER_TOKEN", "TELEGRAM_WEBHOOK_SECRET"):
-        secret = getattr(settings, name, "")
-        if secret:
-            text = text.replace(secret, f"<{name}>")
-            # The token's secret half alone (after "<bot id>:") is as sensitive.
-            _, _, tail = secret.partition(":")
-            if len(tail) >= 8:
-                text = text.replace(tail, f"<{name}>")
-    return text
+    return secrets.mask(text)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from botbridge import fastpath, handlers, lanes
 from botbridge.models import TelegramUpdate
+from core import secrets
 from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -76,8 +77,12 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
     # transaction ends, then inserts nothing: it is handled once. No savepoint: a bug rolls the
     # whole transaction back, and the update is then kept as failed in one of its own.
     stored = {"update_id": update_id, "kind": kind, "lane": lane, "raw": raw, "attempts": 1}
+    committed: list[bool] = []
+    reply = None
     try:
         with transaction.atomic():
+            # Registered first, so it runs first: from here on the update is handled.
+            transaction.on_commit(lambda: committed.append(True))
             inserted = fastpath.update_insert(
                 **stored, status=TelegramUpdate.Status.PROCESSED, received_at=now, processed_at=now
             )
@@ -87,10 +92,21 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
             if reply is not None:
                 fastpath.update_set_reply(update_id=update_id, reply=reply)
     except TRANSIENT_ERRORS:
+        if committed:
+            return reply
         raise
     except Exception:
+        if committed:
+            # The update was handled and kept; only a step after the commit failed (what it
+            # published has a beat sweep behind it), so Telegram still gets its answer.
+            logger.warning(
+                "Telegram update %s processed; a step after the commit failed",
+                update_id,
+                exc_info=True,
+            )
+            return reply
         logger.exception("Telegram update %s failed", update_id)
-        error = traceback.format_exc()[-8000:]
+        error = secrets.mask(traceback.format_exc())[-8000:]
         fastpath.update_insert(
             **stored, status=TelegramUpdate.Status.FAILED, received_at=now, error=error
         )
@@ -243,7 +259,7 @@ def _process(row: TelegramUpdate) -> None:
     except Exception:
         logger.exception("Telegram update %s failed", row.update_id)
         row.status = TelegramUpdate.Status.FAILED
-        row.error = traceback.format_exc()[-8000:]
+        row.error = secrets.mask(traceback.format_exc())[-8000:]
         row.processed_at = row.reply = None
     else:
         row.status = TelegramUpdate.Status.PROCESSED

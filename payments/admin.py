@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -5,6 +6,7 @@ from django.http import (
     HttpResponse,
 )
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
@@ -25,6 +27,31 @@ class MoneyDisplayMixin:
         return money.format_amount(obj.amount, obj.currency)
 
 
+class CreditStateFilter(admin.SimpleListFilter):
+    """Where a payment is in crediting; the dashboard's tiles link here."""
+
+    title = "crediting"
+    parameter_name = "credit"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("overdue", "Not credited past the grace period"),
+            ("review", "Held for review"),
+            ("credited", "Credited"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            cutoff = timezone.now() - settings.PAYMENTS_CREDIT_GRACE
+            uncredited = payment_services.payments_uncredited(cutoff=cutoff)
+            return queryset.filter(pk__in=uncredited.values("pk"))
+        if self.value() == "review":
+            return queryset.exclude(review_reason="")
+        if self.value() == "credited":
+            return queryset.filter(credited_at__isnull=False)
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(
     ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
@@ -41,7 +68,7 @@ class PaymentAdmin(
         "paid_at",
         "credited_at",
     ]
-    list_filter = ["provider", "currency", "review_reason", "paid_at"]
+    list_filter = [CreditStateFilter, "provider", "currency", "review_reason", "paid_at"]
     search_fields = [
         "=telegram_payment_charge_id",
         "=provider_payment_charge_id",

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core import secrets
 from core.errors import DomainError
 from payments.models import ExportJob
 from payments.reports import Filters, SettlementReport, report_csv, report_get
@@ -85,7 +86,9 @@ def export_run(*, job_id: int) -> str:
     except Exception as error:  # kept on the job for staff to see
         logger.exception("Export %s failed", job_id)
         ExportJob.objects.filter(pk=job.pk).update(
-            status=ExportJob.Status.FAILED, error=str(error)[:2000], finished_at=timezone.now()
+            status=ExportJob.Status.FAILED,
+            error=secrets.mask(str(error))[:2000],
+            finished_at=timezone.now(),
         )
         return ExportJob.Status.FAILED
     now = timezone.now()

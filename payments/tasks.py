@@ -1,21 +1,39 @@
 """Thin Celery tasks: ids in, one service call, quiet when there is nothing to do."""
 
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from payments import services
+
+# The database or the broker went away for a moment: try again with backoff (1 s, 2 s, 4 s …
+# up to 5 minutes). A payment whose task gives up is still found by payments.credit_sweep.
+TRANSIENT = (OperationalError, InterfaceError, ConnectionError, OSError)
 
 
 @shared_task(
     name="payments.payment_credit",
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(ConnectionError,),
+    autoretry_for=TRANSIENT,
     retry_backoff=True,
+    retry_backoff_max=300,
     max_retries=10,
 )
 def payment_credit(payment_id: int) -> int:
     """Credit this payment, and with it others waiting (one transaction for the lot)."""
     return services.payment_credit_batch(payment_id=payment_id)
+
+
+@shared_task(
+    name="payments.credit_sweep",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=3,
+)
+def credit_sweep() -> int:
+    """Beat, every minute: payments left uncredited past the grace period are credited."""
+    return services.payment_credit_sweep(older_than=settings.PAYMENTS_CREDIT_GRACE)
 
 
 # payments.refund_stars (refundStarPayment) is a Telegram call: botbridge.tasks defines it.

@@ -11,10 +11,10 @@ import threading
 from contextlib import contextmanager
 from typing import Any
 
-from celery import current_app
 from django.db import IntegrityError, transaction
 
 from core.errors import DomainError
+from shop import publish
 from shop.models import Customer, Message, Order
 
 SEND_TASK = "botbridge.message_send"
@@ -37,22 +37,14 @@ def held():
 
 def send_publish(message_ids: list[int]) -> None:
     """Publish the sending task for these rows now; many rows share one broker connection."""
-    task = current_app.tasks[SEND_TASK]
-    if current_app.conf.task_always_eager:
-        for pk in message_ids:
-            task.delay(pk)
-        return
-    with current_app.producer_or_acquire() as producer:
-        for pk in message_ids:
-            task.apply_async((pk,), producer=producer)
+    publish.publish(SEND_TASK, [(pk,) for pk in message_ids])
 
 
 def _enqueue(messages: list[Message]) -> None:
     """Schedule sending after the commit."""
     if getattr(_held, "active", False) or not messages:
         return
-    ids = [message.pk for message in messages]
-    transaction.on_commit(lambda: send_publish(ids))
+    publish.publish_on_commit(SEND_TASK, [(message.pk,) for message in messages])
 
 
 def _outbound(

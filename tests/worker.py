@@ -67,7 +67,14 @@ class Process:
 
 
 class Worker(Process):
-    def __init__(self, fake, *, concurrency: int = 2, visibility_timeout: int = 3600):
+    def __init__(
+        self,
+        fake,
+        *,
+        concurrency: int = 2,
+        visibility_timeout: int = 3600,
+        env: dict[str, str] | None = None,
+    ):
         super().__init__(
             [
                 sys.executable,
@@ -87,7 +94,7 @@ class Worker(Process):
                 "--without-gossip",
                 "--without-mingle",
             ],
-            environment(fake, visibility_timeout=visibility_timeout),
+            {**environment(fake, visibility_timeout=visibility_timeout), **(env or {})},
         )
 
 

@@ -105,10 +105,21 @@ SILENCED_SYSTEM_CHECKS = ["security.W019"]
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="backoffice@localhost")
 
+# Masked wherever text leaves the process: logs (the filter below), stored errors, pages.
+SECRET_SETTINGS = [
+    "SECRET_KEY",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_PROVIDER_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"mask_secrets": {"()": "core.secrets.MaskSecretsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["mask_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -155,6 +166,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     "outbox-requeue-due": {
         "task": "botbridge.message_requeue_due",
+        "schedule": timedelta(minutes=1),
+    },
+    # Safety net for credit tasks lost with the broker or given up: every payment recorded
+    # and not credited after PAYMENTS_CREDIT_GRACE is credited here (exactly once, as ever).
+    "payments-credit-sweep": {
+        "task": "payments.credit_sweep",
         "schedule": timedelta(minutes=1),
     },
     "disputes-remind-hourly": {
@@ -208,6 +225,9 @@ TELEGRAM_UPDATE_LANES = env.int("TELEGRAM_UPDATE_LANES", default=8)
 
 # Terms shown before the first invoice; bump the version to ask everyone again.
 SHOP_TERMS_VERSION = env("SHOP_TERMS_VERSION", default="2026-11-01")
+# A payment not credited this long after it was recorded is credited by the beat's sweep
+# (and shown on the dashboard): its task was lost or is failing.
+PAYMENTS_CREDIT_GRACE = timedelta(seconds=env.int("PAYMENTS_CREDIT_GRACE_SECONDS", default=60))
 # An invoice not paid within this time expires and its reserved stock is released.
 SHOP_INVOICE_TTL = timedelta(hours=env.int("SHOP_INVOICE_TTL_HOURS", default=24))
 FORMS_URLFIELD_ASSUME_HTTPS = True

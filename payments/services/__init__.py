@@ -5,7 +5,13 @@ recording: what Telegram reports as paid, matched to its order; crediting: exact
 one path for one payment and for a batch; refunds; disputes and chargebacks.
 """
 
-from payments.services.crediting import CREDIT_BATCH, payment_credit, payment_credit_batch
+from payments.services.crediting import (
+    CREDIT_BATCH,
+    payment_credit,
+    payment_credit_batch,
+    payment_credit_sweep,
+    payments_uncredited,
+)
 from payments.services.ledger import LedgerConflict, ledger_post, purchase_reversal_post
 from payments.services.recording import payment_record
 from payments.services.refunds import (
@@ -25,6 +31,8 @@ __all__ = [
     "ledger_post",
     "payment_credit",
     "payment_credit_batch",
+    "payment_credit_sweep",
+    "payments_uncredited",
     "payment_record",
     "purchase_reversal_post",
     "refund_cancel",

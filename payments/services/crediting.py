@@ -7,6 +7,7 @@ redelivered task, two workers or a worker killed half-way never credit twice.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -39,6 +40,32 @@ def payment_credit_batch(*, payment_id: int | None = None, limit: int = CREDIT_B
         batch = list(waiting.filter(pk=payment_id)) if payment_id is not None else []
         batch += list(waiting.exclude(pk=payment_id)[: limit - len(batch)])
         return _credit(batch)
+
+
+def payment_credit_sweep(*, older_than: timedelta, max_batches: int = 100) -> int:
+    """Credit every recorded, creditable payment still uncredited after `older_than`.
+
+    Beat's safety net for a credit task that was never delivered (the broker was down or
+    restarted empty at the moment of payment) or gave up: the same exactly-once path.
+    """
+    cutoff = timezone.now() - older_than
+    total = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            batch = list(
+                payments_uncredited(cutoff=cutoff)
+                .select_for_update(skip_locked=True, of=("self",))
+                .order_by("pk")[:CREDIT_BATCH]
+            )
+            total += _credit(batch)
+        if len(batch) < CREDIT_BATCH:
+            break
+    return total
+
+
+def payments_uncredited(*, cutoff: datetime) -> QuerySet[Payment]:
+    """Payments that should have been credited by `cutoff` and were not."""
+    return _creditable().filter(paid_at__lt=cutoff)
 
 
 def _creditable() -> QuerySet[Payment]:

@@ -7,8 +7,11 @@ from django.utils import timezone
 
 from core import money
 from payments.models import Payment
+from shop import publish
 from shop import services as shop_services
 from shop.models import Customer, Order, OrderEvent
+
+CREDIT_TASK = "payments.payment_credit"
 
 
 def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
@@ -100,6 +103,5 @@ def _apply_payment_to_order(
             order=order, reason="Paid, but the stock ran out before payment"
         )
     shop_services.order_transition(order=order, to_status=Order.Status.PAID, source="customer")
-    from payments import tasks  # tasks import this module
-
-    transaction.on_commit(lambda: tasks.payment_credit.delay(payment.pk))
+    # Lost with the broker? payments.credit_sweep credits it within minutes.
+    publish.publish_on_commit(CREDIT_TASK, [(payment.pk,)])

@@ -8,7 +8,6 @@ published by name: the Bot API call is botbridge's).
 import logging
 from typing import Any
 
-from celery import current_app
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Sum
@@ -18,7 +17,7 @@ from core import money
 from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment, Refund
 from payments.services.ledger import ledger_post, purchase_reversal_post
-from shop import notices
+from shop import notices, publish
 from shop import services as shop_services
 from shop.models import Order, OrderEvent
 
@@ -212,8 +211,7 @@ def refund_create(
 def _refund_stars_schedule(refund: Refund) -> None:
     """Stars are refunded by the worker (refundStarPayment), after the commit."""
     if refund.currency == money.STARS:
-        task = current_app.tasks[REFUND_STARS_TASK]
-        transaction.on_commit(lambda: task.delay(refund.pk))
+        publish.publish_on_commit(REFUND_STARS_TASK, [(refund.pk,)])
 
 
 def _refund_event(refund: Refund, message: str, actor: AbstractBaseUser | None = None) -> None:

@@ -614,3 +614,43 @@ def test_two_identical_payments_in_parallel_give_one_payment(fake_telegram, sett
 def test_webhook_answer_body_is_json(webhook):
     response = webhook.post(text_update(300))
     assert json.loads(response.content) == {"ok": True}
+
+
+def test_a_payment_whose_credit_publish_fails_is_processed_and_left_to_the_sweep(
+    webhook, fake_telegram, invoiced_order, monkeypatch, settings, caplog
+):
+    """The broker is down when the payment's credit task is published, after the commit."""
+    from datetime import timedelta
+
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from config.celery import app
+    from payments import services as payment_services
+
+    def broker_down(*args, **kwargs):
+        raise BrokerDown("Connection refused")
+
+    monkeypatch.setattr(app, "producer_or_acquire", broker_down)
+    app.conf.task_always_eager = False
+    try:
+        response = webhook.post(payment_update(95, invoiced_order))
+    finally:
+        app.conf.task_always_eager = True
+
+    assert response.status_code == 200
+    row = TelegramUpdate.objects.get(update_id=95)
+    assert (row.status, row.error) == ("processed", "")
+    assert "failed" not in caplog.text.lower().replace("could not publish", "")
+    assert "Could not publish payments.payment_credit" in caplog.text
+    payment = Payment.objects.get()
+    assert payment.credited_at is None
+
+    # Beat's sweep, once the grace period is over, credits it (and only it, once).
+    monkeypatch.undo()
+    assert payment_services.payment_credit_sweep(older_than=timedelta(minutes=5)) == 0
+    Payment.objects.update(paid_at=payment.paid_at - timedelta(minutes=2))
+    with webhook.capture(execute=True):
+        assert payment_services.payment_credit_sweep(older_than=settings.PAYMENTS_CREDIT_GRACE) == 1
+    assert payment_services.payment_credit_sweep(older_than=settings.PAYMENTS_CREDIT_GRACE) == 0
+    assert LedgerEntry.objects.filter(kind="credit").count() == 1
+    assert Message.objects.filter(dedupe_key__startswith="receipt:").count() == 1

@@ -111,3 +111,27 @@ def test_ledger_key_posts_once_under_two_concurrent_attempts():
     assert errors == []
     assert sorted(results) == [False, True]
     assert LedgerEntry.objects.filter(idempotency_key="race").count() == 1
+
+
+def test_the_credit_task_retries_a_database_error_instead_of_dropping_the_payment(monkeypatch):
+    from celery.exceptions import Retry
+    from django.db import OperationalError
+
+    from payments import tasks
+
+    calls = []
+
+    def flaky(*, payment_id):
+        calls.append(payment_id)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return 1
+
+    monkeypatch.setattr(tasks.services, "payment_credit_batch", flaky)
+    monkeypatch.setattr(tasks.payment_credit, "retry_backoff", False)
+    # The task asks to be run again (a worker does so after the backoff), not to fail.
+    with pytest.raises(Retry, match="Retry in 1s"):
+        tasks.payment_credit.apply(args=(42,))
+    assert calls == [42]
+    assert tasks.payment_credit.apply(args=(42,)).get() == 1
+    assert {OperationalError, ConnectionError} <= set(tasks.payment_credit.autoretry_for)

@@ -13,7 +13,7 @@ from payments import tasks as payment_tasks
 from payments.models import LedgerEntry, Payment
 from shop.models import Message, Order
 from tests.factories import CustomerFactory, ProductFactory, paid_order
-from tests.worker import wait_until
+from tests.worker import flush_broker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -90,3 +90,57 @@ def test_a_worker_killed_mid_credit_loses_nothing_and_doubles_nothing(real_broke
     # Each receipt shown once, even those sent late.
     sent = Counter(int(c["params"]["chat_id"]) for c in fake_telegram.calls("sendMessage"))
     assert sum(sent.values()) == 300
+
+
+def test_payments_whose_credit_task_was_lost_or_failed_are_all_credited_by_the_sweep(
+    real_broker, fake_telegram, monkeypatch, caplog
+):
+    """Publishes lost (broker down; broker restarted empty) and a database error inside the
+    credit task; then no traffic at all but beat's sweep: each payment credited once and
+    receipted once."""
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    from config.celery import app
+
+    product = ProductFactory(sku="coins", price=500, currency="USD", kind="topup")
+    customers = [CustomerFactory() for _ in range(10)]
+    for customer in customers:
+        fake_telegram._user({"id": customer.telegram_id})
+
+    def pay(count: int) -> None:
+        for n in range(count):
+            paid_order(customers[n % len(customers)], product)
+
+    # 1. The broker is down at the moment of payment: every publish fails, the payment stays.
+    def broker_down(*args, **kwargs):
+        raise BrokerDown("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(app, "producer_or_acquire", broker_down)
+        pay(30)
+    assert "Could not publish payments.payment_credit" in caplog.text
+    # 2. Published, then the broker restarts empty before any worker took the tasks.
+    pay(30)
+    flush_broker()
+    # 3. A worker whose database is unreachable takes the tasks: each fails with a database
+    #    error and is retried with backoff instead of being dropped.
+    broken = real_broker(env={"DATABASE_URL": "postgres://postgres@127.0.0.1:1/nowhere"})
+    pay(30)
+    time.sleep(5)
+    assert not Payment.objects.filter(credited_at__isnull=False).exists()
+    broken.stop()
+
+    # No new payment from here on: a healthy worker and beat's sweep (every 2 s here).
+    real_broker(env={"PAYMENTS_CREDIT_GRACE_SECONDS": "2"})
+    sweep = app.tasks["payments.credit_sweep"]
+
+    def all_credited_and_receipted():
+        sweep.delay()
+        done = not Payment.objects.filter(credited_at__isnull=True).exists()
+        return done and len(fake_telegram.calls("sendMessage")) >= 90
+
+    wait_until(all_credited_and_receipted, timeout=180, interval=2)
+    time.sleep(3)  # anything sent twice would show up by now
+    credited_exactly_once(90)
+    sent = Counter(int(c["params"]["chat_id"]) for c in fake_telegram.calls("sendMessage"))
+    assert sum(sent.values()) == 90

@@ -1,8 +1,9 @@
 """Staff roles as Django groups, kept in step with this table after every migrate.
 
 Support: customers, orders, support requests, messages (no refunds, no exports).
-Finance: payments, refunds, disputes, ledger, reports (and the orders and customers behind them).
-Manager: all of it, plus the catalog.
+Finance: payments, refunds, disputes, ledger, reports (and the orders and customers behind them,
+and the Telegram updates, failed payments among them).
+Manager: all of it, plus the catalog and replaying failed Telegram updates.
 """
 
 from django.contrib.auth.models import Group, Permission
@@ -26,8 +27,12 @@ _FINANCE = {
     "payments.dispute": ["view", "add", "change"],
     "payments.ledgerentry": ["view"],
     "payments.exportjob": ["view", "add", "export_reports"],
+    # Failed updates include failed payments: finance must see them (not replay them).
+    "botbridge.telegramupdate": ["view"],
 }
 _MANAGER_EXTRA = {
+    # Replaying a failed update runs it again: a manager's decision.
+    "botbridge.telegramupdate": ["change"],
     "shop.product": ["view", "add", "change", "delete"],
     "shop.digitalitem": ["view", "add", "change", "delete"],
 }

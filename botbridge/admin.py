@@ -28,7 +28,12 @@ class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     show_full_result_count = False
     paginator = EstimatedCountPaginator
 
-    @admin.action(description="Replay selected failed updates", permissions=["view"])
+    def has_replay_permission(self, request) -> bool:
+        """Replaying runs the update's handling again: managers only (a change permission);
+        support and finance see the updates, and the failed ones on the dashboard."""
+        return request.user.has_perm("botbridge.change_telegramupdate")
+
+    @admin.action(description="Replay selected failed updates", permissions=["replay"])
     def replay(self, request, queryset: QuerySet[TelegramUpdate]):
         done = 0
         for update in queryset:

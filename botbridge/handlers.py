@@ -49,13 +49,13 @@ def dispatch(row: Incoming) -> dict[str, Any] | None:
     payload = row.payload
     # Parse only the kinds the bot acts on: TeleBot's parser is strict about the rest (a poll
     # without options raises), and an update we do not use must never fail.
-    if "message" in payload:
+    if isinstance(payload.get("message"), dict):
         _on_message(types.Message.de_json(payload["message"]), row)
-    elif "callback_query" in payload:
+    elif isinstance(payload.get("callback_query"), dict):
         _on_callback(types.CallbackQuery.de_json(payload["callback_query"]), row)
-    elif "pre_checkout_query" in payload:
+    elif isinstance(payload.get("pre_checkout_query"), dict):
         return _on_pre_checkout(types.PreCheckoutQuery.de_json(payload["pre_checkout_query"]))
-    elif "shipping_query" in payload:
+    elif isinstance(payload.get("shipping_query"), dict):
         return _on_shipping(types.ShippingQuery.de_json(payload["shipping_query"]))
     # Other kinds are stored by the webhook and need nothing more.
     return None
@@ -63,7 +63,9 @@ def dispatch(row: Incoming) -> dict[str, Any] | None:
 
 def is_urgent(payload: dict[str, Any]) -> bool:
     """Handled inside the webhook request: Telegram waits on the answer, or it is a payment."""
-    if "pre_checkout_query" in payload or "shipping_query" in payload:
+    if isinstance(payload.get("pre_checkout_query"), dict):
+        return True
+    if isinstance(payload.get("shipping_query"), dict):
         return True
     message = payload.get("message")
     return isinstance(message, dict) and (

@@ -58,9 +58,14 @@ def lane_of(payload: dict[str, Any]) -> int:
     for kind, body in payload.items():
         if kind == "update_id" or not isinstance(body, dict):
             continue
-        chat = body.get("chat") or (body.get("message") or {}).get("chat") or body.get("from")
-        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
-            return chat["id"] % settings.TELEGRAM_UPDATE_LANES
+        inner = body.get("message")
+        for chat in (
+            body.get("chat"),
+            inner.get("chat") if isinstance(inner, dict) else None,
+            body.get("from"),
+        ):
+            if isinstance(chat, dict) and type(chat.get("id")) is int:
+                return chat["id"] % settings.TELEGRAM_UPDATE_LANES
     return 0
 
 

@@ -10,9 +10,11 @@ sees it waiting and wakes its lane's drain on a worker (see `botbridge.lanes`).
 
 import json
 import logging
+import re
 import threading
 import time
 import traceback
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -37,6 +39,11 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError)
 
 DRAIN_BATCH = 50
 
+# Escapes in the JSON text for characters jsonb refuses (NUL, any surrogate: a valid pair
+# parses to one character, which the second pattern then leaves alone).
+_JSONB_REFUSES = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
 
 def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[str, Any] | None:
     """Store an update under its update_id and see that it is acted on once.
@@ -49,9 +56,10 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
     blocks the bot; a transient database error raises and keeps nothing, so Telegram's
     redelivery starts afresh.
     """
-    if raw is None or "\\u0000" in raw:
-        # PostgreSQL's jsonb cannot hold NUL characters: U+FFFD takes their place.
-        payload = _without_nul(payload)
+    if raw is None or _JSONB_REFUSES.search(raw):
+        # PostgreSQL's jsonb cannot hold NUL or a lone surrogate, in a key or a value:
+        # U+FFFD takes their place and the update is stored as re-serialised.
+        payload = _jsonb_safe(payload)
         raw = json.dumps(payload, ensure_ascii=False)
     update_id, kind, lane = (
         payload["update_id"],
@@ -114,13 +122,13 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
     return reply
 
 
-def _without_nul(value: Any) -> Any:
+def _jsonb_safe(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {key: _without_nul(item) for key, item in value.items()}
+        return {_jsonb_safe(key): _jsonb_safe(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [_jsonb_safe(item) for item in value]
     return value
 
 
@@ -267,3 +275,21 @@ def _process(row: TelegramUpdate) -> None:
         row.processed_at = timezone.now()
         row.reply = reply
     row.save(update_fields=["status", "error", "attempts", "processed_at", "reply"])
+
+
+PURGE_BATCH = 5000
+
+
+def updates_purge(*, older_than: timedelta) -> int:
+    """Delete handled updates received before `older_than` ago; failed ones stay for staff.
+
+    In batches, so that a first run over years of updates never holds one long transaction.
+    """
+    cutoff = timezone.now() - older_than
+    old = TelegramUpdate.objects.filter(
+        status=TelegramUpdate.Status.PROCESSED, received_at__lt=cutoff
+    )
+    purged = 0
+    while ids := list(old.values_list("pk", flat=True)[:PURGE_BATCH]):
+        purged += TelegramUpdate.objects.filter(pk__in=ids).delete()[0]
+    return purged

@@ -1,10 +1,13 @@
 """Telegram-facing tasks; routed to the `telegram` queue (see CELERY_TASK_ROUTES)."""
 
 import time
+from datetime import timedelta
 
 from celery import shared_task
+from django.conf import settings
 
 from botbridge import bot, sending, services, stars
+from shop import outbox
 
 # A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
 # exist to wait on Telegram); a longer one goes back to the broker with a countdown. In-process
@@ -67,3 +70,13 @@ def updates_dispatch() -> int:
 )
 def refund_stars(refund_id: int) -> str:
     return stars.refund_stars_execute(refund_id=refund_id)
+
+
+@shared_task(name="botbridge.retention_purge")
+def retention_purge() -> dict[str, int]:
+    """Daily: personal data past DATA_RETENTION_DAYS (see the services)."""
+    older_than = timedelta(days=settings.DATA_RETENTION_DAYS)
+    return {
+        "updates": services.updates_purge(older_than=older_than),
+        "message_bodies": outbox.messages_purge_bodies(older_than=older_than),
+    }

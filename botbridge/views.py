@@ -16,6 +16,29 @@ def _answer(status: int, description: str = "") -> JsonResponse:
     return JsonResponse(body, status=status)
 
 
+# Telegram's updates nest a dozen levels at most; far deeper JSON is not an update (and
+# PostgreSQL refuses to store JSON nested beyond its stack depth).
+MAX_DEPTH = 64
+
+
+def _not_json(constant: str):
+    """NaN and Infinity: Python reads them, JSON (and PostgreSQL) does not."""
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _too_deep(value) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 @csrf_exempt
 @require_POST
 def telegram_webhook(request: HttpRequest) -> JsonResponse:
@@ -36,11 +59,11 @@ def telegram_webhook(request: HttpRequest) -> JsonResponse:
         return _answer(413, "Update too large")
     try:
         text = body.decode()
-        payload = json.loads(text)
-    except (UnicodeDecodeError, ValueError):
+        payload = json.loads(text, parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return _answer(400, "Body is not JSON")
     update_id = payload.get("update_id") if isinstance(payload, dict) else None
-    if type(update_id) is not int or not 0 <= update_id < 2**63:
+    if type(update_id) is not int or not 0 <= update_id < 2**63 or _too_deep(payload):
         return _answer(400, "Body is not a Telegram Update")
     try:
         reply = services.update_receive(payload=payload, raw=text)

@@ -63,7 +63,13 @@ def to_major(amount: int, code: str) -> Decimal:
 
 
 def format_amount(amount: int, code: str) -> str:
-    """For people only: '12.50 USD', '300 XTR'."""
+    """For people only: '12.50 USD', '300 XTR'.
+
+    A currency Telegram's table does not know is never formatted by guess: the amount is
+    shown as it came, in minor units, and says so.
+    """
+    if not is_known_currency(code):
+        return f"{amount} {code} (unknown currency, minor units)"
     return f"{to_major(amount, code)} {code}"
 
 

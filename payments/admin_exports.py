@@ -6,7 +6,6 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import (
     FileResponse,
-    Http404,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
@@ -154,10 +153,32 @@ class ExportJobAdmin(admin.ModelAdmin):
             raise PermissionDenied
         job = get_object_or_404(ExportJob, pk=object_id)
         if job.status != ExportJob.Status.DONE or not job.file:
-            raise Http404("This export has no file (not finished, or expired).")
+            return self._no_file(
+                request, job, "This export has no file (not finished, or expired)."
+            )
+        try:
+            handle = job.file.open("rb")
+        except FileNotFoundError:
+            return self._no_file(
+                request,
+                job,
+                f"The file of export #{job.pk} is not in the shared file storage (MEDIA_ROOT): "
+                "the worker that wrote it does not share it with this web server, or it was "
+                "removed. Run the report again.",
+            )
         return FileResponse(
-            job.file.open("rb"),
+            handle,
             as_attachment=True,
             filename=job.file.name.rsplit("/", 1)[-1],
             content_type="text/csv; charset=utf-8",
         )
+
+    def _no_file(self, request, job: ExportJob, message: str) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Export #{job.pk}: no file",
+            "message": message,
+            "back_url": reverse("admin:payments_exportjob_change", args=[job.pk]),
+            "back_label": f"Export #{job.pk}",
+        }
+        return TemplateResponse(request, "admin/core/not_found.html", context, status=404)

@@ -13,6 +13,7 @@ from datetime import UTC
 from django.conf import settings
 
 from core import money
+from payments.csvtext import safe_text
 from payments.models import Dispute
 from shop.models import DigitalItem, Message
 
@@ -96,7 +97,10 @@ def _transcript(dispute: Dispute) -> str:
         "created_at", "id"
     )
     for message in messages.iterator(chunk_size=500):
-        writer.writerow([_iso(message.created_at), message.direction, message.status, message.text])
+        # Customer text is the customer's: a spreadsheet must not run it as a formula.
+        writer.writerow(
+            [_iso(message.created_at), message.direction, message.status, safe_text(message.text)]
+        )
     return out.getvalue()
 
 

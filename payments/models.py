@@ -19,6 +19,7 @@ class Payment(models.Model):
         OVERPAYMENT = "overpayment", "Second payment for an order already paid"
         UNMATCHED = "unmatched", "Payload does not match any order"
         ORDER_CLOSED = "order_closed", "Order was cancelled or expired before payment"
+        UNKNOWN_CURRENCY = "unknown_currency", "Currency not in Telegram's table"
 
     order = models.ForeignKey(
         Order, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"

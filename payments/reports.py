@@ -65,8 +65,8 @@ def utc(value: datetime | None) -> str:
 
 def major(amount: int | None, currency: str) -> str:
     """Minor units as a decimal string in major units (exact; no floats)."""
-    if amount is None:
-        return ""
+    if amount is None or not money.is_known_currency(currency):
+        return ""  # never formatted by guess
     exp = money.exponent(currency)
     if exp == 0:
         return str(amount)
@@ -176,13 +176,12 @@ def _exponent_sql(currency: str) -> str:
     by_exp: dict[int, list[str]] = {}
     for code in money.currency_codes():
         by_exp.setdefault(money.exponent(code), []).append(code)
-    common = max(by_exp, key=lambda exp: len(by_exp[exp]))
+    # No ELSE: a currency not in the table gets NULL, so its major amount is left empty.
     cases = " ".join(
         f"WHEN {currency} IN ({', '.join(repr(c) for c in codes)}) THEN {exp}"
         for exp, codes in sorted(by_exp.items())
-        if exp != common
     )
-    return f"(CASE {cases} ELSE {common} END)"
+    return f"(CASE {cases} END)"
 
 
 QUOTE = "'"

@@ -9,9 +9,11 @@ finds the row still queued and publishes it again.
 
 import threading
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from core.errors import DomainError
 from shop import publish
@@ -166,3 +168,24 @@ def message_retry(*, message: Message) -> Message:
     message.refresh_from_db()
     _enqueue([message])
     return message
+
+
+PURGE_BATCH = 5000
+
+
+def messages_purge_bodies(*, older_than: timedelta) -> int:
+    """Empty the Bot API bodies (`params`) of messages sent before `older_than` ago.
+
+    The text stays: it is the transcript a dispute's evidence pack needs. Failed rows keep
+    theirs for staff to retry.
+    """
+    cutoff = timezone.now() - older_than
+    old = Message.objects.filter(
+        direction=Message.Direction.OUTBOUND,
+        status=Message.Status.SENT,
+        created_at__lt=cutoff,
+    ).exclude(params={})
+    purged = 0
+    while ids := list(old.values_list("pk", flat=True)[:PURGE_BATCH]):
+        purged += Message.objects.filter(pk__in=ids).update(params={})
+    return purged

@@ -7,6 +7,8 @@ from django.test import Client
 from botbridge import services
 from botbridge.sandbox.server import FakeTelegram
 from config.celery import app
+from shop import services as shop_services
+from shop.models import Order
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 from tests.worker import Worker, flush_broker
 
@@ -170,3 +172,13 @@ def post_step(client, capture, url, data):
     """Post a staff step's form as a browser would, running what it queues on commit."""
     with capture(execute=True):
         return client.post(url, data, follow=True)
+
+
+@pytest.fixture
+def invoiced_order(fake_telegram):
+    customer = CustomerFactory(telegram_id=777001)
+    fake_telegram._user({"id": customer.telegram_id})
+    product = ProductFactory(sku="coins", price=500, currency="USD")
+    order = shop_services.order_create(customer=customer, product=product)
+    shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
+    return order

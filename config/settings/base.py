@@ -18,6 +18,7 @@ if (BASE_DIR / ".env").exists():
 PRODUCT_NAME = "Shopbot back office"
 
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-local-only-change-me")
+IS_PRODUCTION = False
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -182,6 +183,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.exports_purge",
         "schedule": timedelta(days=1),
     },
+    # Personal data is not kept forever: processed updates and sent messages' bodies go
+    # after DATA_RETENTION_DAYS (failed ones and money records stay).
+    "retention-purge-daily": {
+        "task": "botbridge.retention_purge",
+        "schedule": timedelta(days=1),
+    },
     "outbox-sweep-stale": {
         "task": "botbridge.message_sweep_stale",
         "schedule": timedelta(minutes=5),
@@ -222,6 +229,10 @@ TELEGRAM_HANDLE_IN_WORKER = env.bool(
 TELEGRAM_DISPATCH_INTERVAL = env.float("TELEGRAM_DISPATCH_INTERVAL", default=0.1)
 # How many workers may handle stored updates at once (one customer's always in order).
 TELEGRAM_UPDATE_LANES = env.int("TELEGRAM_UPDATE_LANES", default=8)
+
+# Raw Telegram updates that were handled, and the Bot API bodies of sent messages, are
+# purged after this many days; failed ones and everything money records need are kept.
+DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=90)
 
 # Terms shown before the first invoice; bump the version to ask everyone again.
 SHOP_TERMS_VERSION = env("SHOP_TERMS_VERSION", default="2026-11-01")

@@ -15,6 +15,8 @@ CREDIT_TASK = "payments.payment_credit"
 
 
 def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
+    if not money.is_known_currency(currency):
+        return Payment.Review.UNKNOWN_CURRENCY
     if order is None or order.customer_id != customer.pk:
         return Payment.Review.UNMATCHED
     if order.is_paid:

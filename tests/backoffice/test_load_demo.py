@@ -38,3 +38,15 @@ def test_load_demo_generates_benchmark_orders_up_to_n():
     assert bench.count() == 150
     assert Payment.objects.filter(order__in=bench).count() == 150
     assert LedgerEntry.objects.filter(order__in=bench, kind="credit").count() == 150
+
+
+def test_load_demo_refuses_production_settings_unless_told(settings):
+    from django.contrib.auth import get_user_model
+    from django.core.management import CommandError
+
+    settings.IS_PRODUCTION = True
+    with pytest.raises(CommandError, match="Refusing to load demo data under production"):
+        call_command("load_demo")
+    assert not get_user_model().objects.filter(username="admin").exists()
+    call_command("load_demo", "--allow-production")
+    assert get_user_model().objects.filter(username="admin").exists()

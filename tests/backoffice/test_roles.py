@@ -45,7 +45,7 @@ PAGES = [
     ("/admin/shop/supportrequest/{supportrequest}/change/", {S, M}),
     ("/admin/shop/message/", {S, M}),
     ("/admin/shop/message/{message}/change/", {S, M}),
-    ("/admin/botbridge/telegramupdate/", {S, M}),
+    ("/admin/botbridge/telegramupdate/", EVERYONE),
     ("/admin/payments/payment/", {F, M}),
     ("/admin/payments/payment/{payment}/change/", {F, M}),
     ("/admin/payments/payment/{payment}/refund/", {F, M}),

@@ -79,16 +79,6 @@ def payment_update(
     }
 
 
-@pytest.fixture
-def invoiced_order(fake_telegram):
-    customer = CustomerFactory(telegram_id=777001)
-    fake_telegram._user({"id": customer.telegram_id})
-    product = ProductFactory(sku="coins", price=500, currency="USD")
-    order = shop_services.order_create(customer=customer, product=product)
-    shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
-    return order
-
-
 def test_forged_secret_is_refused_and_nothing_stored(webhook):
     for secret in ("wrong", ""):
         response = webhook.post(text_update(1), secret=secret)
@@ -654,3 +644,37 @@ def test_a_payment_whose_credit_publish_fails_is_processed_and_left_to_the_sweep
     assert payment_services.payment_credit_sweep(older_than=settings.PAYMENTS_CREDIT_GRACE) == 0
     assert LedgerEntry.objects.filter(kind="credit").count() == 1
     assert Message.objects.filter(dedupe_key__startswith="receipt:").count() == 1
+
+
+def test_finance_sees_failed_updates_and_only_a_manager_may_replay_them(
+    webhook, fake_telegram, monkeypatch, client, django_capture_on_commit_callbacks
+):
+    from tests.conftest import role_user
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(handlers.COMMANDS, "help", broken)
+    webhook.post(text_update(40))
+    monkeypatch.undo()
+    row = TelegramUpdate.objects.get(update_id=40)
+    assert row.status == "failed"
+    replay = {"action": "replay", "_selected_action": [row.pk]}
+
+    client.force_login(role_user("Finance"))
+    assert "Failed webhook updates" in client.get("/admin/").content.decode()
+    listing = client.get("/admin/botbridge/telegramupdate/?status__exact=failed").content.decode()
+    assert ">40<" in listing and "Replay selected" not in listing
+    for role in ("Finance", "Support"):
+        client.force_login(role_user(role, f"{role}-replayer"))
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post("/admin/botbridge/telegramupdate/", replay)
+        row.refresh_from_db()
+        assert row.status == "failed", role
+
+    client.force_login(role_user("Manager"))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/admin/botbridge/telegramupdate/", replay, follow=True)
+    assert "Replayed 1 update" in response.content.decode()
+    row.refresh_from_db()
+    assert row.status == "processed"

@@ -75,6 +75,10 @@ def test_docker_compose_agrees_with_the_settings():
         assert env["DJANGO_SETTINGS_MODULE"] == "config.settings.production"
         assert env["DATABASE_URL"].startswith("postgres://")
         assert env["CELERY_BROKER_URL"].startswith("redis://redis:6379")
+        # Export files written by the worker are downloaded from the web: one shared volume.
+        assert env["MEDIA_ROOT"] == "/app/media"
+        assert "media:/app/media" in service["volumes"]
+    assert "media" in compose["volumes"]
     example = (ROOT / ".env.example").read_text()
     for name in (
         "SECRET_KEY",

@@ -1,5 +1,6 @@
 """Refunds, disputes and chargebacks: the services and every admin step, refusals included."""
 
+import csv
 import io
 import json
 import zipfile
@@ -425,3 +426,27 @@ def test_evidence_pack_downloads_in_one_click(pay, finance, fake_telegram):
 
 
 # --- outbox ---------------------------------------------------------------------------------
+
+
+def test_evidence_transcript_neutralises_formulas_the_customer_wrote(pay, finance, fake_telegram):
+    payment, order = pay(price=1000)
+    customer = payment.customer
+    outbox.inbound_record(
+        customer=customer, chat_id=customer.telegram_id, text="=cmd|' /C calc'!A0"
+    )
+    outbox.inbound_record(customer=customer, chat_id=customer.telegram_id, text="@SUM(1+1)")
+    dispute = disputes.dispute_open(
+        payment=payment, reason="fraudulent", amount=1000,
+        evidence_due_by=timezone.now() + timedelta(days=5),
+    )  # fmt: skip
+    response = finance.get(f"/admin/payments/dispute/{dispute.pk}/evidence/")
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                zipfile.ZipFile(io.BytesIO(response.content)).read("transcript.csv").decode()
+            )
+        )
+    )
+    texts = [row[3] for row in rows[1:]]
+    assert "'=cmd|' /C calc'!A0" in texts and "'@SUM(1+1)" in texts
+    assert not any(text.startswith(("=", "@", "+", "-")) for text in texts)

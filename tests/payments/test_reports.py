@@ -336,3 +336,19 @@ def test_postgresql_copy_writes_exactly_what_the_python_writer_writes(
         portable = "".join(reports.csv_chunks(report.header, report.rows(report.filtered(filters))))
         assert fast == portable, name
         assert len(parse(fast)) >= 1
+
+
+def test_an_export_whose_file_is_missing_from_storage_answers_404_with_a_reason(
+    client, finance_user, settings, tmp_path
+):
+    """The worker wrote the file where this web server cannot see it (no shared volume)."""
+    settings.MEDIA_ROOT = tmp_path
+    job = ExportJob.objects.create(
+        report="payments", status=ExportJob.Status.DONE, file="exports/2026/11/gone.csv"
+    )
+    client.force_login(finance_user)
+    response = client.get(f"/admin/payments/exportjob/{job.pk}/download/")
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert "not in the shared file storage" in page and "Run the report again" in page
+    assert f"/admin/payments/exportjob/{job.pk}/change/" in page  # a way back

@@ -2,6 +2,7 @@ import os
 import random
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
@@ -103,10 +104,21 @@ class Command(BaseCommand):
             "--admin-username", default=os.environ.get("DEMO_ADMIN_USERNAME", "admin")
         )
         parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Run under production settings anyway (it creates logins with known passwords).",
+        )
+        parser.add_argument(
             "--admin-password", default=os.environ.get("DEMO_ADMIN_PASSWORD", "admin")
         )
 
     def handle(self, *args, orders, admin_username, admin_password, **options):
+        if settings.IS_PRODUCTION and not options["allow_production"]:
+            raise CommandError(
+                "Refusing to load demo data under production settings: it creates staff logins "
+                "with known passwords (admin/admin, support/support, …). Pass "
+                "--allow-production if this really is a demo installation."
+            )
         if orders < 0:
             raise CommandError("--orders must be zero or more.")
         products = self._catalog()

@@ -15,7 +15,7 @@ from django.utils.html import format_html, format_html_join
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
-from payments.models import Dispute, LedgerEntry, Payment
+from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment
 from shop.models import Message, Order, SupportRequest
 
 CHART_DAYS = 30
@@ -66,6 +66,9 @@ def queue_tiles(user) -> list[Tile]:
         ("payments.view_payment", "Payments held for review",
          Payment.objects.exclude(review_reason=""),
          "payments/payment/?credit=review", True),
+        ("payments.view_chargeconflict", "Charge ids reported twice",
+         ChargeConflict.objects.filter(resolved_at__isnull=True),
+         "payments/chargeconflict/?resolved_at__isempty=1", True),
         ("payments.view_dispute", "Disputes due within 48 h",
          Dispute.objects.filter(status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=due_by),
          "payments/dispute/?is_due_soon__exact=1", True),

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group, Permission
 _SUPPORT = {
     "shop.customer": ["view", "change"],
     "shop.order": ["view", "change"],
+    "shop.orderitem": ["view"],
     "shop.orderevent": ["view"],
     "shop.supportrequest": ["view", "change"],
     "shop.product": ["view"],
@@ -21,11 +22,14 @@ _SUPPORT = {
 _FINANCE = {
     "shop.customer": ["view"],
     "shop.order": ["view"],
+    "shop.orderitem": ["view"],
     "shop.orderevent": ["view"],
+    "shop.customerevent": ["view"],
     "payments.payment": ["view"],
     "payments.refund": ["view", "add", "change"],
     "payments.dispute": ["view", "add", "change"],
     "payments.ledgerentry": ["view"],
+    "payments.chargeconflict": ["view", "change"],
     "payments.exportjob": ["view", "add", "export_reports"],
     # Failed updates include failed payments: finance must see them (not replay them).
     "botbridge.telegramupdate": ["view"],
@@ -35,6 +39,7 @@ _MANAGER_EXTRA = {
     "botbridge.telegramupdate": ["change"],
     "shop.product": ["view", "add", "change", "delete"],
     "shop.digitalitem": ["view", "add", "change", "delete"],
+    "shop.productoption": ["view", "add", "change", "delete"],
 }
 
 

@@ -94,12 +94,12 @@ def _say(customer: Customer, key: str, *, markup: dict | None = None, **values) 
     )
 
 
-def _price(amount: int, currency: str) -> str:
-    return money.format_amount(amount, currency)
+def _price(amount: int, currency: str, lang: str = "en") -> str:
+    return money.format_amount(amount, currency, lang)
 
 
 def _buy_button(lang: str, product, price: str) -> dict[str, str]:
-    label = text(lang, "buy_button", title=product.title, price=price)
+    label = text(lang, "buy_button", title=product.title_in(lang), price=price)
     return {"text": label, "callback_data": f"buy:{product.sku}"}
 
 
@@ -154,20 +154,20 @@ def _cmd_start(customer: Customer, argument: str) -> None:
         _show_product(customer, product)
         return
     name = customer.first_name or customer.username or "there"
-    _say(customer, "welcome", name=name, shop=settings.PRODUCT_NAME)
+    _say(customer, "welcome", name=name, shop=settings.SHOP_NAME)
 
 
 def _show_product(customer: Customer, product) -> None:
     lang = customer.language
-    price = _price(product.price, product.currency)
+    price = _price(product.price, product.currency, lang)
     markup = outbox.keyboard([[_buy_button(lang, product, price)]])
     _say(
         customer,
         "product_card",
         markup=markup,
-        title=product.title,
+        title=product.title_in(lang),
         price=price,
-        description=product.description,
+        description=product.description_in(lang),
     )
 
 
@@ -192,14 +192,14 @@ def _send_catalog(customer: Customer, page: int) -> None:
     lines = [text(lang, "catalog_header", page=page, pages=pages)]
     rows = []
     for product in chunk:
-        price = _price(product.price, product.currency)
+        price = _price(product.price, product.currency, lang)
         lines.append(
             text(
                 lang,
                 "catalog_line",
-                title=product.title,
+                title=product.title_in(lang),
                 price=price,
-                description=product.description,
+                description=product.description_in(lang),
             )
         )
         rows.append([_buy_button(lang, product, price)])
@@ -229,7 +229,7 @@ def _cmd_orders(customer: Customer, argument: str) -> None:
                 "orders_line",
                 reference=order.reference,
                 date=timezone.localtime(order.created_at).strftime("%Y-%m-%d"),
-                total=order.total_display,
+                total=_price(order.total_amount, order.currency, lang),
                 status=status_name(lang, order.status),
             )
         )
@@ -242,7 +242,7 @@ def _cmd_balance(customer: Customer, argument: str) -> None:
         _say(customer, "balance_empty")
         return
     lines = [text(customer.language, "balance_header")]
-    lines += [_price(amount, currency) for currency, amount in balances.items()]
+    lines += [_price(amount, currency, customer.language) for currency, amount in balances.items()]
     outbox.message_queue(customer=customer, text="\n".join(lines))
 
 
@@ -338,19 +338,21 @@ def _on_callback(query: types.CallbackQuery, row: Incoming) -> None:
             page = 1
         _send_catalog(customer, page)
     elif action == "buy":
-        _buy(customer, argument)
+        sku, _, option = argument.partition(":")
+        _buy(customer, sku, option)
     elif action == "terms":
         customer = shop_services.customer_accept_terms(
             customer=customer, version=settings.SHOP_TERMS_VERSION
         )
         _say(customer, "terms_accepted", version=settings.SHOP_TERMS_VERSION)
         if argument:
-            _buy(customer, argument)
+            sku, _, option = argument.partition(":")
+            _buy(customer, sku, option)
     # Stops the button's spinner in the customer's app.
     transaction.on_commit(lambda: bot.answer_callback(query.id), robust=True)
 
 
-def _buy(customer: Customer, sku: str) -> None:
+def _buy(customer: Customer, sku: str, option: str = "") -> None:
     product = selectors.product_get_for_sale(sku=sku)
     if product is None:
         _say(customer, "product_missing")
@@ -358,17 +360,31 @@ def _buy(customer: Customer, sku: str) -> None:
     if customer.is_blocked:
         _say(customer, "blocked")
         return
+    lang = customer.language
+    options = selectors.product_options(product=product)
+    if options and option not in {o.value for o in options}:
+        # Asked before the invoice: the choice is on the order line and the packing list.
+        buttons = [
+            {"text": o.label_in(lang), "callback_data": f"buy:{sku}:{o.value}"} for o in options
+        ]
+        rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+        question = text(
+            lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
+        )
+        outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+        return
     version = settings.SHOP_TERMS_VERSION
     if not customer.has_accepted_terms(version):
-        terms = text(customer.language, "terms", version=version)
-        prompt = text(customer.language, "terms_prompt")
+        terms = text(lang, "terms", version=version)
+        prompt = text(lang, "terms_prompt")
+        chosen = f"{sku}:{option}" if option else sku
         markup = outbox.keyboard(
-            [[{"text": text(customer.language, "agree_button"), "callback_data": f"terms:{sku}"}]]
+            [[{"text": text(lang, "agree_button"), "callback_data": f"terms:{chosen}"}]]
         )
         outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
         return
     try:
-        shop_services.order_invoice(customer=customer, product=product)
+        shop_services.order_invoice(customer=customer, product=product, option=option)
     except DomainError as error:
         _say(
             customer,

@@ -62,15 +62,24 @@ def to_major(amount: int, code: str) -> Decimal:
     return (Decimal(int(amount)) / (Decimal(10) ** exp)).quantize(Decimal(1).scaleb(-exp))
 
 
-def format_amount(amount: int, code: str) -> str:
-    """For people only: '12.50 USD', '300 XTR'.
+def format_amount(amount: int, code: str, language: str = "en") -> str:
+    """For people only: '12.50 USD', '1,490.00 RUB', '350 XTR'; in Russian '1 490,00 RUB'.
 
     A currency Telegram's table does not know is never formatted by guess: the amount is
     shown as it came, in minor units, and says so.
     """
     if not is_known_currency(code):
         return f"{amount} {code} (unknown currency, minor units)"
-    return f"{to_major(amount, code)} {code}"
+    shown = f"{to_major(amount, code):,}"
+    if language == "ru":
+        # Russian groups thousands with a (no-break) space and uses a decimal comma.
+        shown = shown.replace(",", "\u00a0").replace(".", ",")
+    return f"{shown} {code}"
+
+
+def major_text(amount: int, code: str) -> str:
+    """The amount in major units as a person types it back ('1490.00'), for form initials."""
+    return str(to_major(amount, code))
 
 
 def to_minor(text: str | Decimal | int, code: str) -> int:

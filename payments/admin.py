@@ -9,15 +9,15 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from core import money
-from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin
+from core.admin.mixins import ReadOnlyAdminMixin, ReadOnlyInline, RecordAdminMixin, folded_json
 from core.admin.pagination import EstimatedCountPaginator
 from core.admin.steps import StepsAdminMixin
 from core.errors import DomainError
-from payments import forms
+from payments import forms, selectors
 from payments import services as payment_services
 from payments.admin_exports import ExportActionMixin
 from payments.evidence import evidence_pack
-from payments.models import Dispute, LedgerEntry, Payment, Refund
+from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from payments.services import disputes
 
 
@@ -25,6 +25,54 @@ class MoneyDisplayMixin:
     @admin.display(description="Amount", ordering="amount")
     def amount_display(self, obj) -> str:
         return money.format_amount(obj.amount, obj.currency)
+
+
+@admin.register(ChargeConflict)
+class ChargeConflictAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
+    """Charge ids Telegram reported again with other figures: for finance to look into."""
+
+    list_display = ["telegram_payment_charge_id", "payment", "amount_display", "received_at",
+                    "is_resolved"]  # fmt: skip
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=telegram_payment_charge_id"]
+    list_select_related = ["payment"]
+    fields = ["telegram_payment_charge_id", "payment", "amount_display", "invoice_payload",
+              "received_at", "resolved_at", "resolved_by", "note", "raw_display"]  # fmt: skip
+    readonly_fields = fields
+    step_views = (("resolve", "resolve_view"),)
+
+    @admin.display(description="Resolved", boolean=True)
+    def is_resolved(self, obj: ChargeConflict) -> bool:
+        return obj.resolved_at is not None
+
+    @admin.display(description="As Telegram reported it")
+    def raw_display(self, obj: ChargeConflict) -> str:
+        return folded_json(obj.raw)
+
+    def steps_for(self, request, obj):
+        if obj.resolved_at is None and request.user.has_perm("payments.change_chargeconflict"):
+            return [{"label": "Mark resolved", "url": self.step_url(obj, "resolve")}]
+        return []
+
+    def resolve_view(self, request, object_id):
+        conflict = get_object_or_404(ChargeConflict, pk=object_id)
+
+        def act(data):
+            payment_services.charge_conflict_resolve(
+                conflict=conflict, note=data["notes"], actor=request.user
+            )
+            return "Marked resolved."
+
+        return self.run_step(
+            request,
+            conflict,
+            permission="payments.change_chargeconflict",
+            title=f"Resolve: {conflict}",
+            intro="Say what you found and did (kept with the record).",
+            form_class=forms.DisputeStepForm,
+            act=act,
+            submit_label="Mark resolved",
+        )
 
 
 class CreditStateFilter(admin.SimpleListFilter):
@@ -52,22 +100,36 @@ class CreditStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PaymentRefundInline(ReadOnlyInline):
+    model = Refund
+    fk_name = "payment"
+    fields = ["amount_display", "reason", "status", "author", "created_at", "completed_at"]
+    readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Refund) -> str:
+        return money.format_amount(obj.amount, obj.currency)
+
+
+class PaymentDisputeInline(ReadOnlyInline):
+    model = Dispute
+    fk_name = "payment"
+    fields = ["amount_display", "reason", "status", "evidence_due_by", "assignee"]
+    readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Dispute) -> str:
+        return money.format_amount(obj.amount, obj.currency)
+
+
 @admin.register(Payment)
 class PaymentAdmin(
     ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
 ):
     export_report = "payments"
-    list_display = [
-        "telegram_payment_charge_id",
-        "order",
-        "customer",
-        "provider",
-        "amount_display",
-        "refunded_amount",
-        "review_reason",
-        "paid_at",
-        "credited_at",
-    ]
+    list_display = ["telegram_payment_charge_id", "order", "customer", "provider",
+                    "amount_display", "refunded_display", "review_reason", "paid_at",
+                    "credited_at"]  # fmt: skip
     list_filter = [CreditStateFilter, "provider", "currency", "review_reason", "paid_at"]
     search_fields = [
         "=telegram_payment_charge_id",
@@ -78,16 +140,32 @@ class PaymentAdmin(
     ]
     list_select_related = ["order", "customer"]
     raw_id_fields = ["order", "customer"]
-    readonly_fields = [f.name for f in Payment._meta.fields if f.name != "id"]
+    readonly_fields = ["telegram_payment_charge_id", "provider_payment_charge_id", "provider",
+                       "order", "customer", "amount_display", "refunded_display",
+                       "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
+    fields = readonly_fields
+    inlines = [PaymentRefundInline, PaymentDisputeInline]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
 
+    @admin.display(description="Refunded", ordering="refunded_amount")
+    def refunded_display(self, obj: Payment) -> str:
+        return (
+            money.format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "—"
+        )
+
+    @admin.display(description="As Telegram reported it")
+    def raw_display(self, obj: Payment) -> str:
+        return folded_json(obj.raw)
+
     def steps_for(self, request, obj):
+        """Only the steps the payment's state allows: no refund on a charged-back payment."""
+        allowed = selectors.payment_open_steps(payment=obj)
         steps = []
-        if request.user.has_perm("payments.add_refund") and obj.refundable_amount > 0:
+        if request.user.has_perm("payments.add_refund") and allowed["refund"]:
             steps.append({"label": "Record refund", "url": self.step_url(obj, "refund")})
-        if request.user.has_perm("payments.add_dispute"):
+        if request.user.has_perm("payments.add_dispute") and allowed["dispute"]:
             steps.append({"label": "Open dispute", "url": self.step_url(obj, "dispute")})
         return steps
 
@@ -107,7 +185,8 @@ class PaymentAdmin(
                 if refund.currency == money.STARS
                 else "Make the refund at A-Pay, then confirm it here with A-Pay's reference."
             )
-            return f"Refund #{refund.pk} of {money.format_amount(refund.amount, refund.currency)} recorded. {how}"
+            shown = money.format_amount(refund.amount, refund.currency)
+            return f"Refund #{refund.pk} of {shown} recorded. {how}", refund
 
         return self.run_step(
             request,
@@ -125,7 +204,7 @@ class PaymentAdmin(
 
         def act(data):
             dispute = disputes.dispute_open(payment=payment, actor=request.user, **data)
-            return f"Dispute #{dispute.pk} opened."
+            return f"Dispute #{dispute.pk} opened.", dispute
 
         return self.run_step(
             request,
@@ -165,7 +244,10 @@ class RefundAdmin(
         "external_reference",
     ]
     list_select_related = ["payment", "order", "author"]
-    readonly_fields = [f.name for f in Refund._meta.fields if f.name != "id"]
+    readonly_fields = ["payment", "order", "amount_display", "reason", "note", "status", "source",
+                       "author", "external_reference", "error", "attempts", "created_at",
+                       "completed_at"]  # fmt: skip
+    fields = readonly_fields
     actions = ["retry", "cancel"]
     step_views = (("confirm", "confirm_view"),)
 
@@ -257,9 +339,8 @@ class DisputeAdmin(ExportActionMixin, StepsAdminMixin, MoneyDisplayMixin, admin.
         "order",
         "status",
         "reason",
-        "amount",
-        "fee",
-        "currency",
+        "amount_display",
+        "fee_display",
         "provider_reference",
         "opened_at",
         "evidence_due_by",
@@ -279,6 +360,10 @@ class DisputeAdmin(ExportActionMixin, StepsAdminMixin, MoneyDisplayMixin, admin.
         ("lose", "lose_view"),
         ("accept", "accept_view"),
     )
+
+    @admin.display(description="Chargeback fee")
+    def fee_display(self, obj: Dispute) -> str:
+        return money.format_amount(obj.fee, obj.currency) if obj.fee else "—"
 
     @admin.display(description="Time left", ordering="evidence_due_by")
     def time_left(self, obj: Dispute) -> str:
@@ -397,5 +482,8 @@ class LedgerEntryAdmin(ExportActionMixin, ReadOnlyAdminMixin, MoneyDisplayMixin,
         "=idempotency_key",
     ]
     list_select_related = ["customer", "order"]
+    fields = ["created_at", "customer", "kind", "amount_display", "order", "payment", "refund",
+              "dispute", "memo", "idempotency_key", "created_by"]  # fmt: skip
+    readonly_fields = fields
     show_full_result_count = False
     paginator = EstimatedCountPaginator

@@ -4,25 +4,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 
 from core import money
+from core.forms import MoneyField
 from payments.models import Dispute, Refund
-
-
-class MoneyField(forms.DecimalField):
-    """An amount typed in major units (12.50), cleaned to minor units for the currency."""
-
-    def __init__(self, *, currency: str, **kwargs):
-        self.currency = currency
-        places = money.exponent(currency)
-        super().__init__(min_value=0, decimal_places=places, max_digits=18, **kwargs)
-        self.help_text = self.help_text or f"In {currency}" + (
-            f", up to {places} decimal places." if places else ", a whole number."
-        )
-
-    def clean(self, value):
-        amount = super().clean(value)
-        if amount is None:
-            return None
-        return int(amount * (10 ** money.exponent(self.currency)))
 
 
 class RefundForm(forms.Form):
@@ -34,7 +17,8 @@ class RefundForm(forms.Form):
         refundable = payment.refundable_amount
         self.fields["amount"] = MoneyField(
             currency=payment.currency,
-            initial=money.to_major(refundable, payment.currency),
+            initial=refundable,
+            min_amount=1,
             help_text=(
                 f"At most {money.format_amount(refundable, payment.currency)} can be refunded."
                 + (" Stars payments are refunded whole." if payment.currency == "XTR" else "")
@@ -67,7 +51,8 @@ class DisputeOpenForm(forms.Form):
         disputable = payment.amount - payment.refunded_amount
         self.fields["amount"] = MoneyField(
             currency=payment.currency,
-            initial=money.to_major(disputable, payment.currency),
+            initial=disputable,
+            min_amount=1,
             help_text=f"At most {money.format_amount(disputable, payment.currency)}.",
         )
         self.order_fields(["amount", "reason", "provider_reference", "evidence_due_by"])

@@ -73,6 +73,48 @@ class Payment(models.Model):
         return bool(self.review_reason)
 
 
+class ChargeConflict(models.Model):
+    """A successful_payment whose charge id was already recorded, with other figures.
+
+    Telegram's charge id is unique per payment, so this is never a redelivery: it is kept,
+    held for staff to look at and counted on the dashboard, and nothing is credited for it.
+    """
+
+    payment = models.ForeignKey(
+        Payment, on_delete=models.PROTECT, related_name="conflicts", help_text="Recorded first."
+    )
+    telegram_payment_charge_id = models.CharField(max_length=255)
+    amount = models.BigIntegerField(help_text="As reported, in minor units.")
+    currency = models.CharField(max_length=8)
+    invoice_payload = models.CharField(max_length=255, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["telegram_payment_charge_id", "amount", "currency", "invoice_payload"],
+                name="payments_chargeconflict_once",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(resolved_at__isnull=True),
+                name="payments_conflict_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Charge {self.telegram_payment_charge_id} reported again with other figures"
+
+
 class Refund(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -15,8 +15,26 @@ class Product(models.Model):
 
     sku = models.SlugField("SKU", max_length=32, unique=True)
     # Telegram's invoice limits: title 1-32 characters, description 1-255.
-    title = models.CharField(max_length=32, validators=[MinLengthValidator(1)])
-    description = models.CharField(max_length=255, validators=[MinLengthValidator(1)])
+    title = models.CharField("title (English)", max_length=32, validators=[MinLengthValidator(1)])
+    description = models.CharField(
+        "description (English)", max_length=255, validators=[MinLengthValidator(1)]
+    )
+    title_ru = models.CharField(
+        "title (Russian)", max_length=32, blank=True, help_text="Empty: the English title."
+    )
+    description_ru = models.CharField(
+        "description (Russian)",
+        max_length=255,
+        blank=True,
+        help_text="Empty: the English description.",
+    )
+    option_name = models.CharField(
+        "option asked (English)",
+        max_length=32,
+        blank=True,
+        help_text="E.g. Size. The bot asks it before the invoice when the product has options.",
+    )
+    option_name_ru = models.CharField("option asked (Russian)", max_length=32, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     price = models.PositiveBigIntegerField(help_text="In minor units of the currency (cents).")
     currency = models.CharField(max_length=3, choices=money.currency_choices)
@@ -41,6 +59,15 @@ class Product(models.Model):
     def __str__(self) -> str:
         return f"{self.title} ({self.sku})"
 
+    def title_in(self, language: str) -> str:
+        return (self.title_ru if language == "ru" else "") or self.title
+
+    def description_in(self, language: str) -> str:
+        return (self.description_ru if language == "ru" else "") or self.description
+
+    def option_name_in(self, language: str) -> str:
+        return (self.option_name_ru if language == "ru" else "") or self.option_name
+
     def clean(self) -> None:
         errors = {}
         if self.currency and not money.is_known_currency(self.currency):
@@ -54,6 +81,33 @@ class Product(models.Model):
             errors["currency"] = "Telegram Stars pay for digital goods and services only."
         if errors:
             raise ValidationError(errors)
+
+
+class ProductOption(models.Model):
+    """A choice the customer makes before the invoice (a size, a colour), in both languages."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="options")
+    value = models.SlugField(
+        max_length=16, help_text="Short code kept on the order line: S, M, XL, red."
+    )
+    label = models.CharField("label (English)", max_length=32)
+    label_ru = models.CharField("label (Russian)", max_length=32, blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+    is_active = models.BooleanField("offered", default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "value"], name="shop_productoption_unique_value"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def label_in(self, language: str) -> str:
+        return (self.label_ru if language == "ru" else "") or self.label
 
 
 class DigitalItem(models.Model):
@@ -170,17 +224,18 @@ class OrderQuerySet(models.QuerySet):
 
 class Order(models.Model):
     class Status(models.TextChoices):
-        CREATED = "created"
-        INVOICED = "invoiced"
-        PAID = "paid"
-        AWAITING_SHIPMENT = "awaiting_shipment"
-        FULFILLED = "fulfilled"
-        CANCELLED = "cancelled"
-        EXPIRED = "expired"
-        REFUNDED = "refunded"
-        PARTIALLY_REFUNDED = "partially_refunded"
-        DISPUTED = "disputed"
-        CHARGED_BACK = "charged_back"
+        CREATED = "created", "Created"
+        INVOICED = "invoiced", "Invoiced, awaiting payment"
+        PAID = "paid", "Paid"
+        AWAITING_SHIPMENT = "awaiting_shipment", "Awaiting shipment"
+        SHIPPED = "shipped", "Shipped"
+        FULFILLED = "fulfilled", "Fulfilled"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired"
+        REFUNDED = "refunded", "Refunded"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        DISPUTED = "disputed", "Disputed"
+        CHARGED_BACK = "charged_back", "Charged back"
 
     reference = models.CharField(max_length=16, unique=True)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
@@ -199,6 +254,11 @@ class Order(models.Model):
     invoiced_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
+    carrier = models.CharField(max_length=64, blank=True)
+    tracking_number = models.CharField(max_length=64, blank=True)
+    tracking_url = models.URLField(blank=True)
+    shipped_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     objects = OrderQuerySet.as_manager()
 
@@ -230,6 +290,16 @@ class Order(models.Model):
             }
         ),
         Status.AWAITING_SHIPMENT: frozenset(
+            {
+                Status.SHIPPED,
+                Status.FULFILLED,
+                Status.REFUNDED,
+                Status.PARTIALLY_REFUNDED,
+                Status.DISPUTED,
+            }
+        ),
+        # Delivered (Mark delivered) is fulfilled.
+        Status.SHIPPED: frozenset(
             {Status.FULFILLED, Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}
         ),
         Status.FULFILLED: frozenset({Status.REFUNDED, Status.PARTIALLY_REFUNDED, Status.DISPUTED}),
@@ -241,6 +311,7 @@ class Order(models.Model):
             {
                 Status.PAID,
                 Status.AWAITING_SHIPMENT,
+                Status.SHIPPED,
                 Status.FULFILLED,
                 Status.PARTIALLY_REFUNDED,
                 Status.REFUNDED,
@@ -271,6 +342,22 @@ class Order(models.Model):
     def total_display(self) -> str:
         return money.format_amount(self.total_amount, self.currency)
 
+    @property
+    def shipping_address_lines(self) -> list[str]:
+        """The address Telegram collected, as it is written on a parcel."""
+        address = self.shipping_address or {}
+        if not isinstance(address, dict):
+            return []
+        city = " ".join(part for part in (address.get("post_code"), address.get("city")) if part)
+        parts = [
+            address.get("street_line1"),
+            address.get("street_line2"),
+            city,
+            address.get("state"),
+            address.get("country_code"),
+        ]
+        return [str(part) for part in parts if part]
+
 
 class OrderItem(models.Model):
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="items")
@@ -282,6 +369,10 @@ class OrderItem(models.Model):
     unit_price = models.PositiveBigIntegerField()
     quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     currency = models.CharField(max_length=3)
+    option = models.CharField(max_length=16, blank=True, help_text="The option's code (size).")
+    option_label = models.CharField(
+        max_length=64, blank=True, help_text="As the customer chose it."
+    )
 
     class Meta:
         constraints = [
@@ -291,12 +382,22 @@ class OrderItem(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.quantity} × {self.title}"
+        suffix = f" ({self.option_label})" if self.option_label else ""
+        return f"{self.quantity} × {self.title}{suffix}"
 
     @classmethod
-    def snapshot(cls, *, order: "Order", product: Product, quantity: int = 1) -> "OrderItem":
+    def snapshot(
+        cls,
+        *,
+        order: "Order",
+        product: Product,
+        quantity: int = 1,
+        option: "ProductOption | None" = None,
+    ) -> "OrderItem":
         """An unsaved line that copies the product as it is now: later edits leave it alone."""
         return cls(
+            option=option.value if option else "",
+            option_label=f"{product.option_name or 'Option'}: {option.label}" if option else "",
             order=order,
             product=product,
             sku=product.sku,

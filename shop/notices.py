@@ -23,28 +23,29 @@ def invoice_queue(*, order: Order) -> Message:
     The provider token is added when it is sent: it is a secret and is never stored.
     """
     customer = order.customer
+    lang = customer.language
     items = list(order.items.select_related("product"))
     first = items[0]
+    title = first.product.title_in(lang)
     if order.currency == money.STARS:
         # Stars invoices must carry exactly one price line.
         prices = [
             {
-                "label": first.title if len(items) == 1 else order.reference,
+                "label": title if len(items) == 1 else order.reference,
                 "amount": order.total_amount,
             }
         ]
     else:
-        prices = [
-            {
-                "label": f"{item.title} × {item.quantity}" if item.quantity > 1 else item.title,
-                "amount": item.line_total,
-            }
-            for item in items
-        ]
+        prices = [{"label": _line_label(item, lang), "amount": item.line_total} for item in items]
     product = first.product
+    description = product.description_in(lang)
+    chosen = product.options.filter(value=first.option).first() if first.option else None
+    if chosen is not None:
+        description = f"{description} ({product.option_name_in(lang)}: {chosen.label_in(lang)})"
+    description = description[:255]
     params = {
-        "title": first.title if len(items) == 1 else f"Order {order.reference}",
-        "description": product.description,
+        "title": title if len(items) == 1 else f"Order {order.reference}",
+        "description": description,
         "payload": payload_sign(order.reference),
         "currency": order.currency,
         "prices": prices,
@@ -59,6 +60,17 @@ def invoice_queue(*, order: Order) -> Message:
         order=order,
         dedupe_key=f"invoice:{order.pk}",
     )
+
+
+def _item_name(item: OrderItem, lang: str) -> str:
+    """The product's title in the customer's language, with the option chosen."""
+    name = item.product.title_in(lang)
+    return f"{name}, {item.option}" if item.option else name
+
+
+def _line_label(item: OrderItem, lang: str) -> str:
+    name = _item_name(item, lang)
+    return f"{name} × {item.quantity}" if item.quantity > 1 else name
 
 
 def receipt_key(payment_id: int) -> str:
@@ -80,10 +92,11 @@ def receipt_text(
     items = list(items)
     lang = customer.language
     lines = "\n".join(
-        f"{item.title} × {item.quantity}: {money.format_amount(item.line_total, item.currency)}"
+        f"{_item_name(item, lang)} × {item.quantity}: "
+        f"{money.format_amount(item.line_total, item.currency, lang)}"
         for item in items
     )
-    total = money.format_amount(amount, currency)
+    total = money.format_amount(amount, currency, lang)
     parts = [
         text(
             lang,
@@ -117,7 +130,7 @@ def refund_notice_queue(
 ) -> Message:
     """Tell the customer a refund was made, in their language, once per refund."""
     lang = customer.language
-    shown = money.format_amount(amount, currency)
+    shown = money.format_amount(amount, currency, lang)
     reference = order.reference if order is not None else charge_id
     if currency == money.STARS:
         body = text(lang, "refund_note_stars", amount=shown, reference=reference)
@@ -135,4 +148,33 @@ def support_answer_queue(*, customer: Customer, request_id: int, answer: str) ->
         customer=customer,
         text=text(customer.language, "support_answer", number=request_id, answer=answer),
         dedupe_key=f"support:{request_id}:answer",
+    )
+
+
+def shipped_queue(*, order: Order) -> Message:
+    """The parcel is on its way: carrier, tracking number and link, in the customer's language."""
+    customer = order.customer
+    lang = customer.language
+    body = text(
+        lang,
+        "shipped",
+        reference=order.reference,
+        carrier=order.carrier,
+        tracking=order.tracking_number,
+    )
+    if order.tracking_url:
+        body += "\n" + text(lang, "shipped_link", url=order.tracking_url)
+    return outbox.message_queue(
+        customer=customer, text=body, order=order, dedupe_key=f"order:{order.pk}:shipped"
+    )
+
+
+def delivered_queue(*, order: Order) -> Message:
+    """The parcel arrived."""
+    customer = order.customer
+    return outbox.message_queue(
+        customer=customer,
+        text=text(customer.language, "delivered", reference=order.reference),
+        order=order,
+        dedupe_key=f"order:{order.pk}:delivered",
     )

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from shop.models import Customer, Order, Product
+from shop.models import Customer, Order, Product, ProductOption
 
 
 def product_list_for_sale() -> QuerySet[Product]:
@@ -19,3 +19,8 @@ def order_list_for_customer(*, customer: Customer, limit: int = 10) -> list[Orde
 
 def order_get_by_reference(*, reference: str) -> Order | None:
     return Order.objects.select_related("customer").filter(reference=reference).first()
+
+
+def product_options(*, product: Product) -> list[ProductOption]:
+    """The options offered for a product, in their order (empty: it has none)."""
+    return [option for option in product.options.all() if option.is_active]

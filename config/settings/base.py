@@ -16,6 +16,8 @@ if (BASE_DIR / ".env").exists():
     environ.Env.read_env(str(BASE_DIR / ".env"))
 
 PRODUCT_NAME = "Shopbot back office"
+# The shop's public name: what the bot calls itself when it greets a customer.
+SHOP_NAME = env("SHOP_NAME", default="Demo Shop")
 
 SECRET_KEY = env("SECRET_KEY", default="django-insecure-local-only-change-me")
 IS_PRODUCTION = False

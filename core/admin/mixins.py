@@ -1,4 +1,9 @@
-"""Permission shapes the admins share."""
+"""Permission shapes and displays the admins share."""
+
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html
 
 
 class RecordAdminMixin:
@@ -17,3 +22,20 @@ class ReadOnlyAdminMixin(RecordAdminMixin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """Related records shown on a page, each linking to its own."""
+
+    extra = 0
+    show_change_link = True
+
+
+def folded_json(value) -> str:
+    """Raw data from outside (Telegram's payloads), folded away until someone needs it."""
+    if not value:
+        return "—"
+    return format_html(
+        "<details><summary>Show</summary><pre>{}</pre></details>",
+        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
+    )

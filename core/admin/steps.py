@@ -1,7 +1,9 @@
 """Staff steps as small admin pages: a button on the change page, a form, one service call.
 
 A refused step (the service raises DomainError) shows its reason and changes nothing; a step
-the user has no permission for answers 403.
+the user has no permission for answers 403. A step done is written to Django's admin log
+(*Recent actions*), and lands where the work continues: `act` returns the message, or the
+message and the page to go to (the refund just recorded, the dispute just opened).
 """
 
 from collections.abc import Callable
@@ -52,6 +54,10 @@ class StepsAdminMixin:
     def change_url(self, obj) -> str:
         return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
+    def log_action_done(self, request, obj, message: str) -> None:
+        """A bulk action's effect on one object, in *Recent actions* like a step's."""
+        self.log_change(request, obj, message)
+
     def run_step(
         self,
         request: HttpRequest,
@@ -60,7 +66,7 @@ class StepsAdminMixin:
         permission: str,
         title: str,
         form_class,
-        act: Callable[[dict[str, Any]], str],
+        act: Callable[[dict[str, Any]], str | tuple[str, Any]],
         submit_label: str,
         intro: str = "",
         form_kwargs: dict[str, Any] | None = None,
@@ -77,8 +83,13 @@ class StepsAdminMixin:
                 except DomainError as error:
                     self.message_user(request, error.message, messages.ERROR)
                 else:
+                    landing = None
+                    if isinstance(done, tuple):
+                        done, landing = done
+                    self.log_change(request, obj, f"{title}: {done}")
                     self.message_user(request, done, messages.SUCCESS)
-                    return HttpResponseRedirect(done_url or self.change_url(obj))
+                    url = self.change_url(landing) if landing is not None else done_url
+                    return HttpResponseRedirect(url or self.change_url(obj))
         else:
             form = form_class(**form_kwargs)
         context = {

@@ -13,7 +13,7 @@ from payments.services.crediting import (
     payments_uncredited,
 )
 from payments.services.ledger import LedgerConflict, ledger_post, purchase_reversal_post
-from payments.services.recording import payment_record
+from payments.services.recording import charge_conflict_resolve, payment_record
 from payments.services.refunds import (
     refund_cancel,
     refund_complete,
@@ -26,6 +26,7 @@ from payments.services.refunds import (
 )
 
 __all__ = [
+    "charge_conflict_resolve",
     "CREDIT_BATCH",
     "LedgerConflict",
     "ledger_post",

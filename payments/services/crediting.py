@@ -95,7 +95,9 @@ def _credit(payments: list[Payment]) -> int:
         )
     }
     items: dict[int, list[OrderItem]] = {}
-    for item in OrderItem.objects.filter(order_id__in=list(orders)).order_by("pk"):
+    for item in (
+        OrderItem.objects.filter(order_id__in=list(orders)).select_related("product").order_by("pk")
+    ):
         items.setdefault(item.order_id, []).append(item)
     entries: list[LedgerEntry] = []
     moves: dict[str, list[Order]] = {

@@ -1,17 +1,22 @@
 """Recording what Telegram reports as paid: once per charge id, matched to its order."""
 
+import logging
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core import money
-from payments.models import Payment
+from core.errors import DomainError
+from payments.models import ChargeConflict, Payment
 from shop import publish
 from shop import services as shop_services
 from shop.models import Customer, Order, OrderEvent
 
 CREDIT_TASK = "payments.payment_credit"
+
+logger = logging.getLogger(__name__)
 
 
 def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
@@ -47,6 +52,7 @@ def payment_record(
     """
     existing = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
     if existing:
+        _repeat_or_conflict(existing, amount=amount, currency=currency, raw=raw)
         return existing, False
     try:
         with transaction.atomic():
@@ -81,8 +87,36 @@ def payment_record(
         ).first()
         if existing is None:
             raise
+        _repeat_or_conflict(existing, amount=amount, currency=currency, raw=raw)
         return existing, False
     return payment, True
+
+
+def _repeat_or_conflict(
+    existing: Payment, *, amount: int, currency: str, raw: dict[str, Any]
+) -> ChargeConflict | None:
+    """The same charge id again: a true repeat is ignored; other figures are kept for review.
+
+    Telegram never reuses a charge id for another payment, so a second report of it with
+    another payload, amount or currency is a problem for a person, not a redelivery.
+    """
+    payload = str(raw.get("invoice_payload", ""))[:255]
+    known = (existing.amount, existing.currency, str(existing.raw.get("invoice_payload", "")))
+    if (amount, currency, payload) == known:
+        return None
+    conflict, created = ChargeConflict.objects.get_or_create(
+        telegram_payment_charge_id=existing.telegram_payment_charge_id,
+        amount=amount,
+        currency=currency[:8],
+        invoice_payload=payload,
+        defaults={"payment": existing, "raw": raw},
+    )
+    if created:
+        logger.warning(
+            "Charge %s reported again with other figures; held for review",
+            existing.telegram_payment_charge_id,
+        )
+    return conflict
 
 
 def _apply_payment_to_order(
@@ -107,3 +141,18 @@ def _apply_payment_to_order(
     shop_services.order_transition(order=order, to_status=Order.Status.PAID, source="customer")
     # Lost with the broker? payments.credit_sweep credits it within minutes.
     publish.publish_on_commit(CREDIT_TASK, [(payment.pk,)])
+
+
+@transaction.atomic
+def charge_conflict_resolve(
+    *, conflict: ChargeConflict, note: str, actor: AbstractBaseUser | None = None
+) -> ChargeConflict:
+    """Finance looked into a charge id reported twice: what they found is kept with it."""
+    locked = ChargeConflict.objects.select_for_update().get(pk=conflict.pk)
+    if locked.resolved_at is not None:
+        raise DomainError("This was already resolved.", code="resolved")
+    if not (note or "").strip():
+        raise DomainError("Say what you found and did.", code="no_note")
+    locked.resolved_at, locked.resolved_by, locked.note = timezone.now(), actor, note.strip()
+    locked.save(update_fields=["resolved_at", "resolved_by", "note"])
+    return locked

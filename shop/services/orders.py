@@ -18,6 +18,7 @@ from shop.models import (
     OrderEvent,
     OrderItem,
     Product,
+    ProductOption,
 )
 from shop.services.stock import order_release_stock
 
@@ -28,6 +29,7 @@ _REFERENCE_LENGTH = 8
 _STATUS_TIMESTAMPS = {
     Order.Status.INVOICED: "invoiced_at",
     Order.Status.PAID: "paid_at",
+    Order.Status.SHIPPED: "shipped_at",
     Order.Status.FULFILLED: "fulfilled_at",
 }
 
@@ -61,8 +63,11 @@ def order_event_add(
 
 
 @transaction.atomic
-def order_create(*, customer: Customer, product: Product, quantity: int = 1) -> Order:
-    """A new order for one product, priced from the catalog as it is now."""
+def order_create(
+    *, customer: Customer, product: Product, quantity: int = 1, option: str = ""
+) -> Order:
+    """A new order for one product (and its option, if it has options), priced as it is now."""
+    chosen = _option(product, option)
     if customer.is_blocked:
         raise NotAvailable("This account cannot place orders.", code="customer_blocked")
     if quantity < 1:
@@ -85,16 +90,30 @@ def order_create(*, customer: Customer, product: Product, quantity: int = 1) -> 
             continue
     else:  # pragma: no cover - 32^8 references make five collisions in a row unthinkable
         raise DomainError("Could not allocate an order reference.")
-    OrderItem.snapshot(order=order, product=product, quantity=quantity).save()
+    OrderItem.snapshot(order=order, product=product, quantity=quantity, option=chosen).save()
     order_event_add(
         order=order,
         kind=OrderEvent.Kind.STATUS,
         message="Order created",
         source="customer",
         to_status=order.status,
-        data={"sku": product.sku, "quantity": quantity},
+        data={"sku": product.sku, "quantity": quantity, "option": option},
     )
     return order
+
+
+def _option(product: Product, value: str) -> ProductOption | None:
+    """The product's offered option with this code; refuses a missing or unknown choice."""
+    offered = {o.value: o for o in product.options.all() if o.is_active}
+    if not offered:
+        if value:
+            raise DomainError(f"{product.title} has no options.", code="bad_option")
+        return None
+    if value not in offered:
+        raise DomainError(
+            f"Choose one of: {', '.join(o.label for o in offered.values())}.", code="bad_option"
+        )
+    return offered[value]
 
 
 @transaction.atomic
@@ -218,14 +237,67 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None = None, note: s
 
 
 @transaction.atomic
-def order_invoice(*, customer: Customer, product: Product, quantity: int = 1) -> Order:
+def order_invoice(
+    *, customer: Customer, product: Product, quantity: int = 1, option: str = ""
+) -> Order:
     """A customer's order for a product, invoiced: the invoice is queued to their chat."""
-    order = order_create(customer=customer, product=product, quantity=quantity)
+    order = order_create(customer=customer, product=product, quantity=quantity, option=option)
     order_transition(
         order=order, to_status=Order.Status.INVOICED, source="customer", message="Invoice sent"
     )
     notices.invoice_queue(order=order)
     return order
+
+
+@transaction.atomic
+def order_ship(
+    *,
+    order: Order,
+    carrier: str,
+    tracking_number: str,
+    tracking_url: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> Order:
+    """Staff hand the parcel to a carrier: the customer is told, in their language, how to
+    follow it (the promise the receipt made)."""
+    carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
+    if not carrier or not tracking_number:
+        raise DomainError("Enter the carrier and the tracking number.", code="no_tracking")
+    locked = order_transition(
+        order=order,
+        to_status=Order.Status.SHIPPED,
+        actor=actor,
+        message=f"Shipped with {carrier}, tracking {tracking_number}"[:255],
+        data={"carrier": carrier, "tracking_number": tracking_number, "tracking_url": tracking_url},
+    )
+    Order.objects.filter(pk=locked.pk).update(
+        carrier=carrier[:64], tracking_number=tracking_number[:64], tracking_url=tracking_url
+    )
+    locked.carrier, locked.tracking_number, locked.tracking_url = (
+        carrier[:64],
+        tracking_number[:64],
+        tracking_url,
+    )
+    notices.shipped_queue(order=locked)
+    order.status = locked.status
+    return locked
+
+
+@transaction.atomic
+def order_deliver(*, order: Order, actor: AbstractBaseUser | None = None, note: str = "") -> Order:
+    """The parcel arrived: the order is fulfilled, and the customer thanked."""
+    locked = order_transition(
+        order=order,
+        to_status=Order.Status.FULFILLED,
+        actor=actor,
+        message=(note or "Delivered")[:255],
+    )
+    now = timezone.now()
+    Order.objects.filter(pk=locked.pk).update(delivered_at=now)
+    locked.delivered_at = now
+    notices.delivered_queue(order=locked)
+    order.status = locked.status
+    return locked
 
 
 @transaction.atomic

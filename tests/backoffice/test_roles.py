@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from payments import services as payment_services
-from payments.models import ExportJob
+from payments.models import ChargeConflict, ExportJob
 from payments.services import disputes
 from shop import services as shop_services
 from shop.models import Message, Order, SupportRequest
@@ -39,6 +39,8 @@ PAGES = [
     ("/admin/shop/order/{order}/change/", EVERYONE),
     ("/admin/shop/order/{order}/ship/", {S, M}),
     ("/admin/shop/order/{order}/cancel/", {S, M}),
+    ("/admin/shop/order/{order}/deliver/", {S, M}),
+    ("/admin/shop/order/{order}/packing/", EVERYONE),
     ("/admin/shop/orderevent/", EVERYONE),
     ("/admin/shop/orderevent/{orderevent}/change/", EVERYONE),
     ("/admin/shop/supportrequest/", {S, M}),
@@ -60,6 +62,9 @@ PAGES = [
     ("/admin/payments/dispute/{dispute}/win/", {F, M}),
     ("/admin/payments/dispute/{dispute}/lose/", {F, M}),
     ("/admin/payments/dispute/{dispute}/accept/", {F, M}),
+    ("/admin/payments/chargeconflict/", {F, M}),
+    ("/admin/payments/chargeconflict/{chargeconflict}/change/", {F, M}),
+    ("/admin/payments/chargeconflict/{chargeconflict}/resolve/", {F, M}),
     ("/admin/payments/ledgerentry/", {F, M}),
     ("/admin/payments/ledgerentry/{ledgerentry}/change/", {F, M}),
     ("/admin/payments/ledgerentry/add/", NOBODY),
@@ -91,6 +96,10 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         invoiced = shop_services.order_create(customer=customer, product=product)
         shop_services.order_transition(order=invoiced, to_status=Order.Status.INVOICED)
         request = shop_services.support_request_create(customer=customer, text="Where is it?")
+    conflict = ChargeConflict.objects.create(
+        payment=shipped, telegram_payment_charge_id=shipped.telegram_payment_charge_id,
+        amount=1, currency="USD",
+    )  # fmt: skip
     job = ExportJob.objects.create(report="payments", status=ExportJob.Status.DONE)
     job.file.save("roles.csv", ContentFile(b"a,b\r\n"))
     shipped.order.refresh_from_db()
@@ -107,6 +116,7 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         "dispute": dispute.pk,
         "ledgerentry": shipped.ledger_entries.first().pk,
         "exportjob": job.pk,
+        "chargeconflict": conflict.pk,
         "invoiced": invoiced.pk,
     }
 

@@ -31,4 +31,7 @@ def test_refuses_amounts_a_currency_cannot_hold(typed, currency, message):
 def test_formats_with_the_currency_exponent():
     assert money.format_amount(1250, "USD") == "12.50 USD"
     assert money.format_amount(350, "XTR") == "350 XTR"
-    assert money.format_amount(1000, "JPY") == "1000 JPY"
+    assert money.format_amount(1000, "JPY") == "1,000 JPY"
+    assert money.format_amount(149000, "RUB") == "1,490.00 RUB"
+    assert money.format_amount(149000, "RUB", "ru") == "1\u00a0490,00 RUB"
+    assert money.format_amount(1234, "ZZZ") == "1234 ZZZ (unknown currency, minor units)"

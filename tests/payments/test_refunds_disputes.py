@@ -105,7 +105,7 @@ def test_apay_refund_recorded_in_admin_then_confirmed_with_the_provider_referenc
     assert customer_balances(customer=payment.customer) == {}  # credit, purchase, back out
     assert OrderEvent.objects.filter(order=order, actor=finance.user, data__refund_id=refund.pk)
     notice = Message.objects.get(dedupe_key=f"refund:{refund.pk}:notice")
-    assert "Мы вернули 4.00 USD" in notice.text and "дефектом" in notice.text
+    assert "Мы вернули 4,00 USD" in notice.text and "дефектом" in notice.text
     assert notice.status == "sent"
 
     # Confirming again is refused and changes nothing.

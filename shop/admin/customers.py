@@ -1,0 +1,133 @@
+"""Customers (a base: backoffice.admin adds the balance and registers it)."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from core.admin.steps import StepsAdminMixin
+from shop import services as shop_services
+from shop.admin.base import NoteForm, ReadOnlyInline
+from shop.models import (
+    Customer,
+    CustomerEvent,
+    Order,
+    SupportRequest,
+)
+
+
+class CustomerOrderInline(ReadOnlyInline):
+    model = Order
+    fields = ["reference", "status", "total_display", "created_at"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+    max_num = 0
+
+
+class SupportHistoryInline(ReadOnlyInline):
+    model = SupportRequest
+    fields = ["created_at", "status", "text", "answer", "answered_by"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+    verbose_name_plural = "Support history"
+
+
+class CustomerHistoryInline(ReadOnlyInline):
+    model = CustomerEvent
+    fields = ["created_at", "message", "note", "actor", "source"]
+    readonly_fields = fields
+    show_change_link = False
+    verbose_name_plural = "History"
+
+
+class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
+    """Registered by backoffice.admin (with the customer's balance)."""
+
+    list_display = [
+        "__str__",
+        "telegram_id",
+        "full_name",
+        "language_code",
+        "terms_version",
+        "is_blocked",
+        "is_flagged",
+        "created_at",
+    ]
+    list_filter = ["is_blocked", "is_flagged", "has_blocked_bot", "language_code"]
+    search_fields = ["=telegram_id", "username", "first_name", "last_name"]
+    readonly_fields = [
+        "telegram_id",
+        "username",
+        "first_name",
+        "last_name",
+        "language_code",
+        "terms_version",
+        "terms_accepted_at",
+        "has_blocked_bot",
+        "created_at",
+        "updated_at",
+        "support_prompted_at",
+    ]
+    fields = readonly_fields[:7] + [
+        "is_blocked",
+        "is_flagged",
+        "flag_reason",
+        "has_blocked_bot",
+        "created_at",
+    ]
+    actions = ["block", "unblock"]
+    inlines = [CustomerOrderInline, SupportHistoryInline, CustomerHistoryInline]
+    step_views = (("block", "block_view"), ("unblock", "unblock_view"))
+
+    def steps_for(self, request, obj):
+        if not request.user.has_perm("shop.change_customer"):
+            return []
+        name = "unblock" if obj.is_blocked else "block"
+        return [{"label": name.title(), "url": self.step_url(obj, name)}]
+
+    def _block_step(self, request, object_id, is_blocked: bool):
+        customer = get_object_or_404(Customer, pk=object_id)
+        verb = "Block" if is_blocked else "Unblock"
+
+        def act(data):
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=is_blocked, actor=request.user, note=data["note"]
+            )
+            return f"{verb}ed {customer}."
+
+        return self.run_step(
+            request,
+            customer,
+            permission="shop.change_customer",
+            title=f"{verb} {customer}",
+            intro="A blocked customer cannot order or pay." if is_blocked else "",
+            form_class=NoteForm,
+            act=act,
+            submit_label=verb,
+        )
+
+    def block_view(self, request, object_id):
+        return self._block_step(request, object_id, True)
+
+    def unblock_view(self, request, object_id):
+        return self._block_step(request, object_id, False)
+
+    def has_add_permission(self, request):
+        return False  # customers come from Telegram
+
+    @admin.action(description="Block selected customers (they cannot pay)", permissions=["change"])
+    def block(self, request, queryset: QuerySet[Customer]):
+        for customer in queryset:
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=True, actor=request.user
+            )
+            self.log_action_done(request, customer, "Blocked")
+        self.message_user(request, f"Blocked {queryset.count()} customer(s).", messages.SUCCESS)
+
+    @admin.action(description="Unblock selected customers", permissions=["change"])
+    def unblock(self, request, queryset: QuerySet[Customer]):
+        for customer in queryset:
+            shop_services.customer_set_blocked(
+                customer=customer, is_blocked=False, actor=request.user
+            )
+            self.log_action_done(request, customer, "Unblocked")
+        self.message_user(request, f"Unblocked {queryset.count()} customer(s).", messages.SUCCESS)

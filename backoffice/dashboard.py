@@ -4,7 +4,8 @@ The chart is an SVG drawn here, so the page loads nothing from anywhere else.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -15,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
-from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment
+from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from shop.models import Message, Order, SupportRequest
 
 CHART_DAYS = 30
@@ -34,20 +35,64 @@ class Tile:
     alert: bool = False
 
 
-def _paid_since(start) -> list[str]:
-    rows = (
-        Payment.objects.filter(paid_at__gte=start, review_reason="")
+def _day_start(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def money_table() -> list[dict]:
+    """Per currency: paid, refunded and net for today, the last 7 days and this month.
+
+    Paid is what was recorded and not held for review; refunded is what went back (completed
+    refunds) in the same period. Each figure links to the list it was counted from.
+    """
+    today = timezone.localdate()
+    periods = [  # (alias for the database, label for people, start)
+        ("today", _day_start(today)),
+        ("week", _day_start(today - timedelta(days=6))),
+        ("month", _day_start(today.replace(day=1))),
+    ]
+    labels = {"today": "Today", "week": "Last 7 days", "month": "This month"}
+    earliest = min(start for _, start in periods)
+    paid = (
+        Payment.objects.filter(paid_at__gte=earliest, review_reason="")
         .values("currency")
-        .annotate(total=Sum("amount"), n=Count("pk"))
-        .order_by("currency")
+        .annotate(
+            **{label: Sum("amount", filter=Q(paid_at__gte=start)) for label, start in periods}
+        )
     )
-    return [f"{money.format_amount(r['total'], r['currency'])} ({r['n']})" for r in rows]
-
-
-def money_tiles() -> dict[str, list[str]]:
-    now = timezone.localtime()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"today": _paid_since(today), "month": _paid_since(today.replace(day=1))}
+    refunded = (
+        Refund.objects.filter(status=Refund.Status.COMPLETED, completed_at__gte=earliest)
+        .values("currency")
+        .annotate(
+            **{label: Sum("amount", filter=Q(completed_at__gte=start)) for label, start in periods}
+        )
+    )
+    by_currency: dict[str, dict] = {}
+    for source, rows in (("paid", paid), ("refunded", refunded)):
+        for row in rows:
+            by_currency.setdefault(row["currency"], {"paid": {}, "refunded": {}})[source] = row
+    table = []
+    for currency in sorted(by_currency):
+        figures = by_currency[currency]
+        cells = []
+        for label, start in periods:
+            paid_amount = figures["paid"].get(label) or 0
+            refunded_amount = figures["refunded"].get(label) or 0
+            since = quote(start.isoformat())
+            cells.append(
+                {
+                    "period": labels[label],
+                    "paid": money.format_amount(paid_amount, currency),
+                    "paid_url": f"payments/payment/?currency__exact={currency}"
+                    f"&review_reason__exact=&paid_at__gte={since}",
+                    "refunded": money.format_amount(refunded_amount, currency),
+                    "refunded_url": f"payments/refund/?currency__exact={currency}"
+                    f"&status__exact=completed&completed_at__gte={since}",
+                    "net": money.format_amount(paid_amount - refunded_amount, currency),
+                }
+            )
+        table.append({"currency": currency, "cells": cells})
+    return table
 
 
 def queue_tiles(user) -> list[Tile]:
@@ -90,18 +135,16 @@ def queue_tiles(user) -> list[Tile]:
     return tiles
 
 
-def chart_currency(requested: str | None) -> str | None:
+def chart_currencies() -> list[str]:
+    """The currencies paid in over the chart's 30 days, the busiest first."""
     since = timezone.now() - timedelta(days=CHART_DAYS)
-    used = list(
+    return list(
         LedgerEntry.objects.filter(created_at__gte=since, kind=LedgerEntry.Kind.CREDIT)
         .values("currency")
         .annotate(total=Count("pk"))
         .order_by("-total", "currency")
         .values_list("currency", flat=True)
     )
-    if requested in used:
-        return requested
-    return used[0] if used else None
 
 
 def chart_data(currency: str) -> list[dict]:
@@ -190,9 +233,13 @@ def dashboard_context(request) -> dict:
     user = request.user
     context = {"tiles": queue_tiles(user)}
     if user.has_perm("payments.view_payment"):
-        context["money"] = money_tiles()
-        currency = chart_currency(request.GET.get("currency"))
+        context["money"] = money_table()
+        currencies = chart_currencies()
+        currency = request.GET.get("currency")
+        currency = currency if currency in currencies else (currencies[0] if currencies else None)
         if currency:
             context["chart_currency"] = currency
+            context["chart_currencies"] = currencies
+            context["chart_legend"] = [(name.replace("_", " "), color) for name, _, color in SERIES]
             context["chart"] = chart_svg(currency, chart_data(currency))
     return context

@@ -9,6 +9,12 @@ class BackofficeSite(admin.AdminSite):
     site_title = settings.PRODUCT_NAME
     index_title = "Back office"
 
+    @property
+    def site_url(self) -> str | None:
+        """*View site*: the sandbox chat with the bot when there is one; else no link (the
+        shop's storefront is the bot in Telegram)."""
+        return "/sandbox/" if settings.TELEGRAM_SANDBOX else None
+
     def index(self, request, extra_context=None):
         from backoffice.dashboard import dashboard_context
 

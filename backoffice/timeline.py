@@ -10,7 +10,7 @@ MESSAGES_SHOWN = 200
 
 
 def order_timeline(order: Order) -> list[tuple]:
-    """(time, what, detail, who) rows, oldest first."""
+    """(time, what, detail, who) rows of this order only, oldest first."""
     rows = []
     for event in order.events.select_related("actor"):
         who = event.actor.get_username() if event.actor else event.source
@@ -33,7 +33,8 @@ def order_timeline(order: Order) -> list[tuple]:
             (
                 refund.created_at,
                 "Refund",
-                f"#{refund.pk} {shown} {refund.get_reason_display()}, {refund.status}",
+                f"#{refund.pk} {shown}, {refund.get_reason_display()}: "
+                f"{refund.get_status_display().lower()}",
                 who,
             )
         )
@@ -43,16 +44,17 @@ def order_timeline(order: Order) -> list[tuple]:
             (
                 dispute.opened_at,
                 "Dispute",
-                f"#{dispute.pk} {shown} {dispute.get_reason_display()}, {dispute.status}",
+                f"#{dispute.pk} {shown}, {dispute.get_reason_display()}: "
+                f"{dispute.get_status_display().lower()}",
                 "provider",
             )
         )
-    messages = Message.objects.filter(
-        customer_id=order.customer_id, created_at__gte=order.created_at
-    )
-    for message in messages.order_by("created_at", "id")[:MESSAGES_SHOWN]:
+    # The messages about this order (invoice, receipt, notices), not the customer's whole chat.
+    for message in order.messages.order_by("created_at", "id")[:MESSAGES_SHOWN]:
         arrow = "Customer wrote" if message.direction == Message.Direction.INBOUND else "Bot sent"
-        rows.append((message.created_at, arrow, message.text[:300], message.status))
+        rows.append(
+            (message.created_at, arrow, message.text[:300], message.get_status_display().lower())
+        )
     rows.sort(key=lambda row: row[0])
     return rows  # fmt: skip
 

@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from core.errors import DomainError
 from payments import exports, reports
-from payments.forms_reports import ReportForm
+from payments.forms_reports import ReportForm, params_sentence
 from payments.models import ExportJob
 
 EXPORT_PERMISSION = "payments.export_reports"
@@ -69,7 +69,7 @@ class ExportJobAdmin(admin.ModelAdmin):
     list_display = ["pk", "report", "period", "status", "progress_bar", "row_count", "created_by",
                     "created_at", "download"]  # fmt: skip
     list_filter = ["status", "report"]
-    readonly_fields = ["report", "params", "status", "row_count", "total_estimate", "error",
+    readonly_fields = ["description", "status", "row_count", "total_estimate", "error",
                        "created_by", "created_at", "started_at", "finished_at", "expires_at"]  # fmt: skip
     fields = readonly_fields
 
@@ -101,6 +101,10 @@ class ExportJobAdmin(admin.ModelAdmin):
     @admin.display(description="Period")
     def period(self, obj: ExportJob) -> str:
         return f"{obj.params.get('since')} – {obj.params.get('until')} ({obj.params.get('tz')})"
+
+    @admin.display(description="What")
+    def description(self, obj: ExportJob) -> str:
+        return params_sentence(obj.report, obj.params)
 
     @admin.display(description="Progress")
     def progress_bar(self, obj: ExportJob) -> str:

@@ -145,15 +145,19 @@ class FakeTelegram:
         *,
         accept_unknown_queries: bool = False,
         record_calls: bool = True,
+        id_base: int = 0,
     ):
         self.state = State(token=token, webhook_url=webhook_url, secret_token=secret_token)
         # Benchmarks post queries straight to the webhook, so this Telegram never saw them.
         self.accept_unknown_queries = accept_unknown_queries
         self.record_calls = record_calls
         self.lock = threading.RLock()
-        self._ids = itertools.count(1)
-        self._update_ids = itertools.count(1_000_000)
-        self._charges = itertools.count(1)
+        # `id_base` (the start time in milliseconds, for `run_telegram_sandbox`) keeps the ids of
+        # a restarted sandbox above the last run's: the bot stores update ids and charge ids
+        # and would take a repeated one for a redelivery.
+        self._ids = itertools.count(id_base + 1)
+        self._update_ids = itertools.count(id_base + 1_000_000)
+        self._charges = itertools.count(id_base + 1)
         self.httpd: ThreadingHTTPServer | None = None
         # Tests may deliver through something other than HTTP (the Django test client).
         self.transport = None
@@ -269,7 +273,7 @@ class FakeTelegram:
 
     def _m_editMessageText(self, p):
         for entry in self._chat(int(p["chat_id"])):
-            if entry["message"]["message_id"] == p.get("message_id"):
+            if entry["message"].get("message_id") == p.get("message_id"):
                 entry["message"]["text"] = p["text"]
                 return entry["message"]
         raise _bad("message to edit not found")
@@ -454,7 +458,7 @@ class FakeTelegram:
     def _find_message(self, chat_id: int, message_id: int) -> dict[str, Any]:
         with self.lock:
             for entry in self.state.chats.get(chat_id, []):
-                if entry["message"]["message_id"] == message_id and entry["from"] == "bot":
+                if entry["message"].get("message_id") == message_id and entry["from"] == "bot":
                     return entry["message"]
         raise _bad("message not found")
 

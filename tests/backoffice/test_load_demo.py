@@ -50,3 +50,13 @@ def test_load_demo_refuses_production_settings_unless_told(settings):
     assert not get_user_model().objects.filter(username="admin").exists()
     call_command("load_demo", "--allow-production")
     assert get_user_model().objects.filter(username="admin").exists()
+
+
+def test_no_demo_message_stays_queued():
+    from shop.models import Message
+
+    call_command("load_demo")
+    outbound = Message.objects.filter(direction="out")
+    assert outbound.exists()
+    assert not outbound.filter(status="queued").exists()
+    assert outbound.filter(dedupe_key__startswith="receipt:", status="sent").exists()

@@ -237,3 +237,48 @@ def test_every_update_is_stored_processed(webhook, fake_telegram, catalog):
     statuses = set(TelegramUpdate.objects.values_list("status", flat=True))
     assert statuses == {"processed"}
     assert TelegramUpdate.objects.filter(kind="callback_query").count() == 2
+
+
+def test_a_declined_payment_leaves_the_chat_usable_and_the_next_try_pays(
+    webhook, fake_telegram, catalog
+):
+    invoice = buy(fake_telegram, ALEX, "coins")
+    result = fake_telegram.user_pay(ALEX, invoice["message_id"], outcome="decline")
+    assert result["declined"] and not result["paid"]
+    notes = [e for e in fake_telegram.chat(ALEX["id"]) if e["from"] == "telegram"]
+    assert "declined" in notes[-1]["message"]["text"]
+    # The chat goes on: commands, buttons, and paying again.
+    fake_telegram.user_message(ALEX, "/catalog")
+    press_button(fake_telegram, ALEX, "buy:coins")
+    assert fake_telegram.user_pay(ALEX, invoice["message_id"])["paid"]
+    assert Payment.objects.count() == 1
+    assert Order.objects.filter(status="fulfilled").count() == 1
+
+
+def test_a_restarted_sandbox_never_repeats_update_message_or_charge_ids(webhook, catalog, settings):
+    """`make run` restarted: a new local Telegram whose ids start above the last run's."""
+    import time
+
+    from botbridge.sandbox.server import FakeTelegram
+
+    def run(id_base):
+        fake = FakeTelegram(webhook.fake.state.token, id_base=id_base)
+        fake.serve()
+        try:
+            settings.TELEGRAM_API_URL = fake.url
+            fake.transport = webhook.fake.transport
+            webhook.fake = fake
+            invoice = buy(fake, ALEX, "coins")
+            assert fake.user_pay(ALEX, invoice["message_id"])["paid"]
+        finally:
+            fake.stop()
+        return fake
+
+    first = run(int(time.time() * 1000))
+    second = run(int(time.time() * 1000) + 1)
+    assert Payment.objects.count() == 2  # the second charge was not taken for a repeat
+    assert Order.objects.filter(status="fulfilled").count() == 2
+    assert (
+        TelegramUpdate.objects.filter(status="processed").count() == TelegramUpdate.objects.count()
+    )
+    assert min(c["at"] for c in second.calls()) >= min(c["at"] for c in first.calls())

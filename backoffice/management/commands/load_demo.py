@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -15,7 +16,15 @@ from payments import services as payment_services
 from payments.models import LedgerEntry, Payment
 from shop import outbox
 from shop import services as shop_services
-from shop.models import Customer, DigitalItem, Order, OrderEvent, OrderItem, Product
+from shop.models import (
+    Customer,
+    DigitalItem,
+    Message,
+    Order,
+    OrderEvent,
+    OrderItem,
+    Product,
+)
 
 CATALOG = [
     # sku, title, description, kind, price (minor units), currency, stock, photo
@@ -76,13 +85,24 @@ CATALOG = [
     (
         "tshirt-black",
         "Black T-shirt",
-        "Cotton T-shirt, black, sizes S–XL (size asked after order).",
+        "Cotton T-shirt, black, sizes S–XL.",
         "physical",
         149000,
         "RUB",
         10,
     ),
 ]
+# Russian titles and descriptions, and the T-shirt's sizes (asked before the invoice).
+RUSSIAN = {
+    "coins-500": ("500 монет", "500 игровых монет, зачисляются на баланс сразу."),
+    "coins-2500": ("2500 монет", "2500 игровых монет с бонусом 20%, зачисляются сразу."),
+    "stars-credit-100": ("100 кредитов за звёзды", "100 кредитов, оплата звёздами Telegram."),
+    "ebook-django": ("Книга о платежах в Django", "PDF, 120 страниц: платежи в ботах Telegram."),
+    "vip-month": ("VIP на 30 дней", "Личный код активации VIP-доступа на 30 дней."),
+    "mug-classic": ("Кружка Shopbot", "Керамическая кружка, 330 мл. Отправка в течение 3 дней."),
+    "tshirt-black": ("Чёрная футболка", "Хлопковая футболка, чёрная, размеры S–XL."),
+}
+SIZES = ["S", "M", "L", "XL"]
 DEMO_CUSTOMERS = [
     (900000001, "anna_demo", "Anna", "Demo", "en"),
     (900000002, "ivan_demo", "Иван", "Демо", "ru"),
@@ -125,6 +145,14 @@ class Command(BaseCommand):
         self._staff(admin_username, admin_password)
         with outbox.held():
             self._customers_and_orders(products)
+        # The demo customers are made up: nobody can receive their receipts and notices.
+        # Their history is shown as sent, so no demo message waits in the queue forever.
+        demo_chats = [c[0] for c in DEMO_CUSTOMERS]
+        Message.objects.filter(
+            chat_id__in=demo_chats,
+            direction=Message.Direction.OUTBOUND,
+            status=Message.Status.QUEUED,
+        ).update(status=Message.Status.SENT, sent_at=F("created_at"))
         if orders:
             self._bench_orders(orders, products["coins-500"])
         self.stdout.write(
@@ -151,8 +179,14 @@ class Command(BaseCommand):
                     currency=currency,
                     stock=stock,
                 )
+                product.title_ru, product.description_ru = RUSSIAN.get(sku, ("", ""))
                 product.full_clean()
                 product.save()
+                if sku == "tshirt-black":
+                    product.option_name, product.option_name_ru = "Size", "Размер"
+                    product.save(update_fields=["option_name", "option_name_ru"])
+                    for position, size in enumerate(SIZES):
+                        product.options.create(value=size, label=size, position=position)
             products[sku] = product
         for sku, prefix in (
             ("ebook-django", "https://example.com/dl/ebook-"),
@@ -204,6 +238,7 @@ class Command(BaseCommand):
         self._paid(
             ivan,
             products["tshirt-black"],
+            option="L",
             address={
                 "country_code": "RU",
                 "city": "Moscow",
@@ -225,9 +260,7 @@ class Command(BaseCommand):
         invoiced = shop_services.order_create(customer=ivan, product=products["mug-classic"])
         shop_services.order_transition(order=invoiced, to_status=Order.Status.INVOICED)
         cancelled = shop_services.order_create(customer=anna, product=products["coins-500"])
-        shop_services.order_transition(
-            order=cancelled, to_status=Order.Status.CANCELLED, message="Customer changed their mind"
-        )
+        shop_services.order_cancel(order=cancelled, note="Customer changed their mind")
         expired = shop_services.order_create(customer=li, product=products["ebook-django"])
         shop_services.order_transition(order=expired, to_status=Order.Status.INVOICED)
         shop_services.order_transition(
@@ -235,9 +268,9 @@ class Command(BaseCommand):
         )
         shop_services.support_request_create(customer=ivan, text="Когда придёт футболка?")
 
-    def _paid(self, customer: Customer, product: Product, address=None) -> Order:
+    def _paid(self, customer: Customer, product: Product, address=None, option="") -> Order:
         with transaction.atomic():
-            order = shop_services.order_create(customer=customer, product=product)
+            order = shop_services.order_create(customer=customer, product=product, option=option)
             shop_services.order_transition(order=order, to_status=Order.Status.INVOICED)
             shop_services.order_reserve_stock(order=order)
             payment, _ = payment_services.payment_record(

@@ -1,4 +1,5 @@
 import threading
+import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -22,7 +23,11 @@ class Command(BaseCommand):
                 "A real TELEGRAM_BOT_TOKEN is set: the sandbox is for local work only."
             )
         fake = FakeTelegram(
-            settings.TELEGRAM_BOT_TOKEN, webhook_url, settings.TELEGRAM_WEBHOOK_SECRET
+            settings.TELEGRAM_BOT_TOKEN,
+            webhook_url,
+            settings.TELEGRAM_WEBHOOK_SECRET,
+            # Ids above any earlier run's: a restarted `make run` keeps them unique.
+            id_base=int(time.time() * 1000),
         )
         try:
             fake.serve(port=port)

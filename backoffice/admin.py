@@ -18,51 +18,47 @@ from shop.models import Customer, Order
 
 class PaymentInline(shop_admin.ReadOnlyInline):
     model = Payment
-    fields = [
-        "telegram_payment_charge_id",
-        "provider_payment_charge_id",
-        "provider",
-        "amount",
-        "currency",
-        "refunded_amount",
-        "review_reason",
-        "paid_at",
-    ]
+    fields = ["telegram_payment_charge_id", "provider", "amount_display", "refunded_display",
+              "review_reason", "paid_at", "credited_at"]  # fmt: skip
     readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Payment) -> str:
+        return money.format_amount(obj.amount, obj.currency)
+
+    @admin.display(description="Refunded")
+    def refunded_display(self, obj: Payment) -> str:
+        return (
+            money.format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "—"
+        )
 
 
 class RefundInline(shop_admin.ReadOnlyInline):
     model = Refund
-    fields = [
-        "amount",
-        "currency",
-        "reason",
-        "status",
-        "author",
-        "external_reference",
-        "created_at",
-    ]
+    fields = ["amount_display", "reason", "status", "author", "external_reference", "created_at"]
     readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Refund) -> str:
+        return money.format_amount(obj.amount, obj.currency)
 
 
 class DisputeInline(shop_admin.ReadOnlyInline):
     model = Dispute
-    fields = ["reason", "amount", "status", "evidence_due_by", "assignee"]
+    fields = ["amount_display", "reason", "status", "evidence_due_by", "assignee"]
     readonly_fields = fields
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj: Dispute) -> str:
+        return money.format_amount(obj.amount, obj.currency)
 
 
 @admin.register(Order)
 class OrderAdmin(ExportActionMixin, shop_admin.OrderAdmin):
     export_report = "orders"
     fields = ["timeline", *shop_admin.OrderAdmin.fields]
-    inlines = [
-        shop_admin.OrderItemInline,
-        PaymentInline,
-        RefundInline,
-        DisputeInline,
-        shop_admin.OrderEventInline,
-        shop_admin.MessageInline,
-    ]
+    # The timeline above shows the order's events and messages; these are its records.
+    inlines = [shop_admin.OrderItemInline, PaymentInline, RefundInline, DisputeInline]
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "timeline"]

@@ -200,20 +200,13 @@ def chart_svg(currency: str, days: list[dict]) -> str:
             if i % 5 == 0 or i == len(days) - 1
         ),
     )
-    legend = format_html_join(
-        "",
-        '<rect x="{}" y="2" width="10" height="10" fill="{}"></rect>'
-        '<text x="{}" y="11" font-size="11">{}</text>',
-        ((left + 10 + k * 110, color, left + 24 + k * 110, name.replace("_", " "))
-         for k, (name, _, color) in enumerate(SERIES)),
-    )  # fmt: skip
     return format_html(
         '<svg id="dashboard-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" '
         'width="100%" role="img" aria-label="Daily paid, refunded and charged back, {cur}">'
         '<line x1="{l}" y1="{base}" x2="{r}" y2="{base}" stroke="#999"></line>'
         '<text x="{lx}" y="{ty}" font-size="11" text-anchor="end">{peak}</text>'
         '<text x="{lx}" y="{base}" font-size="11" text-anchor="end">0</text>'
-        "{bars}{labels}{legend}</svg>",
+        "{bars}{labels}</svg>",
         w=width,
         h=height,
         cur=currency,
@@ -225,7 +218,6 @@ def chart_svg(currency: str, days: list[dict]) -> str:
         peak=money.format_amount(peak, currency),
         bars=bar_html,
         labels=labels,
-        legend=legend,
     )
 
 

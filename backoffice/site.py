@@ -8,6 +8,9 @@ class BackofficeSite(admin.AdminSite):
     site_header = settings.PRODUCT_NAME
     site_title = settings.PRODUCT_NAME
     index_title = "Back office"
+    # The side menu takes a quarter of a 1366 px screen from every list; the breadcrumbs
+    # and the dashboard's menu lead everywhere it does.
+    enable_nav_sidebar = False
 
     @property
     def site_url(self) -> str | None:

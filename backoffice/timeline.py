@@ -14,7 +14,7 @@ def order_timeline(order: Order) -> list[tuple]:
     rows = []
     for event in order.events.select_related("actor"):
         who = event.actor.get_username() if event.actor else event.source
-        rows.append((event.created_at, f"Event: {event.get_kind_display()}", event.message, who))
+        rows.append((event.created_at, event.get_kind_display(), event.message, who))
     for payment in order.payments.all():
         shown = money.format_amount(payment.amount, payment.currency)
         note = f" — {payment.get_review_reason_display()}" if payment.review_reason else ""

@@ -127,9 +127,9 @@ class PaymentAdmin(
     ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
 ):
     export_report = "payments"
-    list_display = ["telegram_payment_charge_id", "order", "customer", "provider",
+    list_display = ["charge_id", "order", "customer", "provider",
                     "amount_display", "refunded_display", "review_reason", "paid_at",
-                    "credited_at"]  # fmt: skip
+                    "is_credited"]  # fmt: skip
     list_filter = [CreditStateFilter, "provider", "currency", "review_reason", "paid_at"]
     search_fields = [
         "=telegram_payment_charge_id",
@@ -148,6 +148,14 @@ class PaymentAdmin(
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
+
+    @admin.display(description="Charge id", ordering="telegram_payment_charge_id")
+    def charge_id(self, obj: Payment) -> str:
+        return obj.telegram_payment_charge_id
+
+    @admin.display(description="Credited", boolean=True, ordering="credited_at")
+    def is_credited(self, obj: Payment) -> bool:
+        return obj.credited_at is not None
 
     @admin.display(description="Refunded", ordering="refunded_amount")
     def refunded_display(self, obj: Payment) -> str:
@@ -224,19 +232,8 @@ class RefundAdmin(
     ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
 ):
     export_report = "refunds"
-    list_display = [
-        "pk",
-        "payment",
-        "order",
-        "amount_display",
-        "reason",
-        "status",
-        "source",
-        "author",
-        "created_at",
-        "completed_at",
-        "short_error",
-    ]
+    list_display = ["pk", "payment", "order", "amount_display", "reason", "status", "author",
+                    "created_at", "short_error"]  # fmt: skip
     list_filter = ["status", "reason", "source", "currency"]
     search_fields = [
         "=payment__telegram_payment_charge_id",
@@ -465,15 +462,7 @@ class LedgerEntryAdmin(ExportActionMixin, ReadOnlyAdminMixin, MoneyDisplayMixin,
 
     export_report = "ledger"
 
-    list_display = [
-        "created_at",
-        "customer",
-        "kind",
-        "amount_display",
-        "order",
-        "memo",
-        "idempotency_key",
-    ]
+    list_display = ["created_at", "customer", "kind", "amount_display", "order", "memo"]
     list_filter = ["kind", "currency"]
     search_fields = [
         "=customer__telegram_id",

@@ -102,6 +102,10 @@ def order_create(
     return order
 
 
+def _label(status: str) -> str:
+    return Order.Status(status).label if status in Order.Status.values else status
+
+
 def _option(product: Product, value: str) -> ProductOption | None:
     """The product's offered option with this code; refuses a missing or unknown choice."""
     offered = {o.value: o for o in product.options.all() if o.is_active}
@@ -146,7 +150,7 @@ def order_transition(
     order_event_add(
         order=locked,
         kind=OrderEvent.Kind.STATUS,
-        message=message or f"{from_status} → {to_status}",
+        message=message or f"{_label(from_status)} → {_label(to_status)}",
         actor=actor,
         source=source,
         data=data,

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: chromium run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report clean
+.PHONY: chromium run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report bench-admin clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -66,6 +66,9 @@ bench-webhook: install
 
 bench-worker: install
 	$(BIN)/python bench/worker_bench.py
+
+bench-admin: install
+	$(BIN)/python bench/admin_bench.py --runs 5
 
 bench-report: install
 	$(BIN)/python bench/report_bench.py

@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -11,6 +13,7 @@ from django.utils import timezone
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin, ReadOnlyInline, RecordAdminMixin, folded_json
 from core.admin.pagination import EstimatedCountPaginator
+from core.admin.search import TELEGRAM_ID, IndexedSearchMixin, exact, username
 from core.admin.steps import StepsAdminMixin
 from core.errors import DomainError
 from payments import forms, selectors
@@ -124,20 +127,27 @@ class PaymentDisputeInline(ReadOnlyInline):
 
 @admin.register(Payment)
 class PaymentAdmin(
-    ExportActionMixin, StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin
+    IndexedSearchMixin,
+    ExportActionMixin,
+    StepsAdminMixin,
+    RecordAdminMixin,
+    MoneyDisplayMixin,
+    admin.ModelAdmin,
 ):
     export_report = "payments"
     list_display = ["charge_id", "order", "customer", "provider",
                     "amount_display", "refunded_display", "review_reason", "paid_at",
                     "is_credited"]  # fmt: skip
     list_filter = [CreditStateFilter, "provider", "currency", "review_reason", "paid_at"]
-    search_fields = [
-        "=telegram_payment_charge_id",
-        "=provider_payment_charge_id",
-        "=order__reference",
-        "=customer__telegram_id",
-        "customer__username",
-    ]
+    search_fields = ["telegram_payment_charge_id"]
+    search_help_text = "Telegram or A-Pay charge id, order reference, Telegram id or @username."
+    search_lookups = (
+        exact("telegram_payment_charge_id"),
+        exact("provider_payment_charge_id"),
+        exact("order__reference", re.compile(r"[0-9A-Za-z]{8}"), str.upper),
+        exact("customer__telegram_id", TELEGRAM_ID, int),
+        username("customer__username"),
+    )
     list_select_related = ["order", "customer"]
     raw_id_fields = ["order", "customer"]
     readonly_fields = ["telegram_payment_charge_id", "provider_payment_charge_id", "provider",

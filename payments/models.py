@@ -57,6 +57,19 @@ class Payment(models.Model):
                 condition=~Q(review_reason=""),
                 name="payments_payment_review",
             ),
+            # The credit sweep and the dashboard's "not credited" tile.
+            models.Index(
+                fields=["paid_at"],
+                condition=Q(credited_at__isnull=True),
+                name="payments_payment_uncredited",
+            ),
+            # The dashboard's money per currency, read from the index alone.
+            models.Index(
+                fields=["paid_at"],
+                include=["currency", "amount"],
+                condition=Q(review_reason=""),
+                name="payments_payment_money",
+            ),
         ]
 
     def __str__(self) -> str:

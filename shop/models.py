@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 
 from core import money
 
@@ -168,7 +169,11 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["username"], name="shop_customer_username")]
+        indexes = [
+            models.Index(fields=["username"], name="shop_customer_username"),
+            # Telegram usernames ignore case: the admin's search looks them up that way.
+            models.Index(Upper("username"), name="shop_customer_username_ci"),
+        ]
 
     def __str__(self) -> str:
         return f"@{self.username}" if self.username else f"{self.full_name or self.telegram_id}"
@@ -274,6 +279,10 @@ class Order(models.Model):
             models.Index(fields=["customer", "-created_at"], name="shop_order_customer_recent"),
             models.Index(fields=["-created_at", "-id"], name="shop_order_recent"),
             models.Index(fields=["paid_at"], name="shop_order_paid_at"),
+            # The dashboard's "needing review" tile, at a million orders.
+            models.Index(
+                fields=["created_at"], condition=Q(needs_review=True), name="shop_order_review"
+            ),
         ]
 
     # Which status may follow which. Terminal statuses have no way out.

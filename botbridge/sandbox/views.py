@@ -83,7 +83,7 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
         }
     if message.get("successful_payment"):
         paid = message["successful_payment"]
-        view["text"] = f"✅ Paid {money.format_amount(paid['total_amount'], paid['currency'])}"
+        view["text"] = f"✓ Paid {money.format_amount(paid['total_amount'], paid['currency'])}"
     view["buttons"] = message.get("reply_markup", {}).get("inline_keyboard", [])
     return view
 

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from core.admin.search import TELEGRAM_ID, IndexedSearchMixin, exact, username
 from core.admin.steps import StepsAdminMixin
 from shop import services as shop_services
 from shop.admin.base import NoteForm, ReadOnlyInline
@@ -39,7 +40,7 @@ class CustomerHistoryInline(ReadOnlyInline):
     verbose_name_plural = "History"
 
 
-class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
+class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
     """Registered by backoffice.admin (with the customer's balance)."""
 
     list_display = [
@@ -53,7 +54,14 @@ class CustomerAdmin(StepsAdminMixin, admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["is_blocked", "is_flagged", "has_blocked_bot", "language_code"]
-    search_fields = ["=telegram_id", "username", "first_name", "last_name"]
+    search_fields = ["username"]
+    search_help_text = "Telegram id, @username, or a first or last name."
+    search_lookups = (
+        exact("telegram_id", TELEGRAM_ID, int),
+        username("username"),
+        exact("first_name__iexact"),
+        exact("last_name__iexact"),
+    )
     readonly_fields = [
         "telegram_id",
         "username",

@@ -13,10 +13,10 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from payments import services as payment_services
-from payments.models import Dispute, ExportJob, Refund
+from payments.models import Dispute, ExportJob, Payment, Refund
 from payments.services import disputes
 from shop import services as shop_services
-from shop.models import Message, SupportRequest
+from shop.models import Message, Order, Product, ProductOption, SupportRequest
 from tests import factories
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
 
@@ -140,7 +140,7 @@ def test_dashboard_shows_money_queues_and_the_chart(page, fake_telegram):
     staff("Manager")
     login(page, "manager")
     dashboard = page.inner_text("#dashboard")
-    assert "Today:" in dashboard and "25.00 USD" in dashboard
+    assert "today" in dashboard.lower() and "25.00 USD" in dashboard and "net" in dashboard.lower()
     assert "Open support requests" in dashboard
     assert page.locator("#dashboard-chart rect").count() > 30
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,6 @@ def test_finance_records_a_refund_wins_a_dispute_and_runs_an_export(page, fake_t
     assert "Payment" in timeline and "Refund" in timeline and "Bot sent" in timeline
     tools = page.text_content(".object-tools")
     assert "Record refund" in tools and "Cancel order" not in tools
-    page.screenshot(path=str(SCREENSHOTS / "order.png"), full_page=True)
 
 
 def test_support_answers_a_request_and_it_reaches_telegram(page, fake_telegram):
@@ -228,3 +227,129 @@ def test_support_answers_a_request_and_it_reaches_telegram(page, fake_telegram):
     sent = Message.objects.get(dedupe_key=f"support:{request.pk}:answer")
     assert sent.status == "sent" and "NEW-123" in sent.text
     assert any("NEW-123" in call["params"]["text"] for call in fake_telegram.calls("sendMessage"))
+
+
+# --- the staff back office issue ------------------------------------------------------------
+
+
+def test_a_manager_prices_a_product_as_people_write_it(page):
+    staff("Manager")
+    login(page, "manager")
+    page.goto(f"{page.base}/admin/shop/product/add/")
+    page.fill("#id_sku", "mug")
+    page.fill("#id_title", "Mug")
+    page.fill("#id_description", "A mug.")
+    page.select_option("#id_kind", "physical")
+    page.select_option("#id_currency", "USD")
+    page.fill("#id_price", "12.505")
+    page.click("input[name=_save]")
+    assert "USD has 2 digits after the decimal point at most." in page.inner_text("#content")
+    page.fill("#id_price", "12.50")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    assert "12.50 USD" in page.inner_text("#result_list")
+    assert Product.objects.get(sku="mug").price == 1250
+
+
+@pytest.fixture
+def sandbox(page, fake_telegram, live_server, settings):
+    """The sandbox chat page on the live server, as `make run` serves it."""
+    settings.TELEGRAM_HANDLE_IN_WORKER = False
+    fake_telegram.state.webhook_url = f"{live_server.url}/telegram/webhook/"
+    fake_telegram.state.secret_token = settings.TELEGRAM_WEBHOOK_SECRET
+    staff("Manager")
+    login(page, "manager")
+    return fake_telegram
+
+
+def chat_send(page, text: str, lang: str = "en") -> None:
+    page.goto(f"{page.base}/sandbox/?lang={lang}")
+    page.fill(".tg-send input[name=text]", text)
+    page.click(".tg-send button")
+    page.wait_for_load_state("load")
+
+
+def chat_press(page, label: str) -> None:
+    page.locator("#chat button", has_text=label).last.click()
+    page.wait_for_load_state("load")
+
+
+def test_sandbox_size_choice_then_mark_shipped_reaches_the_chat(page, sandbox):
+    tshirt = ProductFactory(
+        sku="tshirt", title="Black T-shirt", title_ru="Чёрная футболка", kind="physical",
+        price=149000, currency="RUB", option_name="Size", option_name_ru="Размер", stock=5,
+    )  # fmt: skip
+    for position, size in enumerate(["S", "M", "L", "XL"]):
+        ProductOption.objects.create(product=tshirt, value=size, label=size, position=position)
+    chat_send(page, "/start tshirt", "ru")
+    chat_press(page, "Купить")
+    assert "выберите Размер" in page.inner_text("#chat")
+    chat_press(page, "M")
+    chat_press(page, "Принимаю")
+    page.locator("#chat .tg-pay").last.click()
+    page.wait_for_load_state("load")
+    assert "Чек по заказу" in page.inner_text("#chat")
+
+    order = Order.objects.get()
+    page.goto(f"{page.base}/admin/shop/order/{order.pk}/change/")
+    items = page.inner_text("#items-group")
+    assert "Size: M" in items and "1,490.00 RUB" in items
+    timeline = page.inner_text("table.order-timeline")
+    assert "Payment" in timeline and "Bot sent" in timeline
+    page.click(".object-tools >> text=Mark shipped")
+    page.fill("#id_carrier", "DHL")
+    page.fill("#id_tracking_number", "JD0123")
+    page.fill("#id_tracking_url", "https://dhl.example/JD0123")
+    page.click("input[name=_step]")
+    page.wait_for_selector(".messagelist .success")
+    assert "Shipped with DHL, tracking JD0123" in page.inner_text("table.order-timeline")
+    page.screenshot(path=str(SCREENSHOTS / "order.png"), full_page=True)
+
+    page.goto(f"{page.base}/sandbox/?lang=ru")
+    chat = page.inner_text("#chat")
+    assert "Трек-номер: JD0123" in chat and "https://dhl.example/JD0123" in chat
+    page.screenshot(path=str(SCREENSHOTS / "sandbox.png"), full_page=True)
+
+
+def test_sandbox_declined_payment_then_a_successful_one(page, sandbox):
+    ProductFactory(sku="coins", title="500 coins", price=500, currency="USD")
+    chat_send(page, "/start coins")
+    chat_press(page, "Buy")
+    chat_press(page, "I agree")
+    page.locator("#chat .tg-decline").last.click()
+    page.wait_for_load_state("load")
+    assert "declined" in page.inner_text("#chat")
+    assert not Payment.objects.exists()
+    chat_send(page, "/catalog")
+    assert "Catalog" in page.inner_text("#chat")
+    page.locator("#chat .tg-pay").last.click()
+    page.wait_for_load_state("load")
+    assert "Receipt for order" in page.inner_text("#chat")
+    assert Payment.objects.count() == 1
+
+
+def test_sandbox_after_a_restart_keeps_ids_unique(page, sandbox, settings, live_server):
+    import time
+
+    from botbridge.sandbox.server import FakeTelegram
+
+    ProductFactory(sku="coins", title="500 coins", price=500, currency="USD")
+    for run in range(2):  # the second is `make run` started again: a new local Telegram
+        fake = FakeTelegram(
+            settings.TELEGRAM_BOT_TOKEN, f"{live_server.url}/telegram/webhook/",
+            settings.TELEGRAM_WEBHOOK_SECRET, id_base=int(time.time() * 1000),
+        )  # fmt: skip
+        fake.serve()
+        settings.TELEGRAM_API_URL = fake.url
+        try:
+            chat_send(page, "/start coins")
+            chat_press(page, "Buy")
+            if run == 0:
+                chat_press(page, "I agree")
+            page.locator("#chat .tg-pay").last.click()
+            page.wait_for_load_state("load")
+            assert "Receipt for order" in page.inner_text("#chat")
+        finally:
+            fake.stop()
+    assert Payment.objects.count() == 2
+    assert Order.objects.filter(status="fulfilled").count() == 2

@@ -4,10 +4,11 @@ The chart is an SVG drawn here, so the page loads nothing from anywhere else.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from urllib.parse import quote
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -135,39 +136,66 @@ def queue_tiles(user) -> list[Tile]:
     return tiles
 
 
-def chart_currencies() -> list[str]:
-    """The currencies paid in over the chart's 30 days, the busiest first."""
-    since = timezone.now() - timedelta(days=CHART_DAYS)
-    return list(
-        LedgerEntry.objects.filter(created_at__gte=since, kind=LedgerEntry.Kind.CREDIT)
-        .values("currency")
-        .annotate(total=Count("pk"))
-        .order_by("-total", "currency")
-        .values_list("currency", flat=True)
-    )
+def ledger_days() -> dict[str, dict[date, dict[str, int]]]:
+    """Per currency and day of the chart's 30 days: paid, refunded, charged back, credits.
 
-
-def chart_data(currency: str) -> list[dict]:
-    """One row per day for the last 30 days: paid, refunded, charged back (minor units)."""
+    The ledger is append-only and each entry is dated when it is written, so a day that has
+    ended never changes: closed days are summed once a day and cached (26 hours, keyed by
+    the day), and only today is read live. At a million orders that is the difference
+    between summing some 300,000 entries on every visit and summing today's.
+    """
     today = timezone.localdate()
     first = today - timedelta(days=CHART_DAYS - 1)
+    zone = timezone.get_current_timezone_name()
+    key = f"backoffice:ledger-days:{zone}:{first}:{today}"
+    closed = cache.get(key)
+    if closed is None:
+        closed = _ledger_sums(first, today)
+        cache.set(key, closed, 26 * 3600)
+    live = _ledger_sums(today, today + timedelta(days=1))
+    merged: dict[str, dict[date, dict[str, int]]] = {}
+    for sums in (closed, live):
+        for currency, days in sums.items():
+            merged.setdefault(currency, {}).update(days)
+    return merged
+
+
+def _ledger_sums(first: date, until: date) -> dict[str, dict[date, dict[str, int]]]:
+    """Sums per currency and day from `first` (inclusive) to `until` (exclusive), local days."""
     aggregates = {name: Sum("amount", filter=Q(kind=kind)) for name, kind, _ in SERIES}
+    aggregates["credits"] = Count("pk", filter=Q(kind=LedgerEntry.Kind.CREDIT))
     rows = (
         LedgerEntry.objects.filter(
-            currency=currency,
-            created_at__date__gte=first,
+            created_at__gte=_day_start(first),
+            created_at__lt=_day_start(until),
             kind__in=[kind for _, kind, _ in SERIES],
         )
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-        .values("day")
+        .values("currency", "day")
         .annotate(**aggregates)
     )
-    by_day = {row["day"]: row for row in rows}
+    sums: dict[str, dict[date, dict[str, int]]] = {}
+    for row in rows:
+        sums.setdefault(row["currency"], {})[row["day"]] = {
+            name: abs(row[name] or 0) for name in [*(n for n, _, _ in SERIES), "credits"]
+        }
+    return sums
+
+
+def chart_currencies(days: dict[str, dict[date, dict[str, int]]]) -> list[str]:
+    """The currencies paid in over the chart's 30 days, the busiest first."""
+    credits = {code: sum(d["credits"] for d in by_day.values()) for code, by_day in days.items()}
+    return sorted((code for code, n in credits.items() if n), key=lambda c: (-credits[c], c))
+
+
+def chart_data(by_day: dict[date, dict[str, int]]) -> list[dict]:
+    """One row per day for the last 30 days: paid, refunded, charged back (minor units)."""
+    first = timezone.localdate() - timedelta(days=CHART_DAYS - 1)
     days = []
     for offset in range(CHART_DAYS):
         day = first + timedelta(days=offset)
         row = by_day.get(day, {})
-        days.append({"day": day, **{name: abs(row.get(name) or 0) for name, _, _ in SERIES}})
+        days.append({"day": day, **{name: row.get(name, 0) for name, _, _ in SERIES}})
     return days
 
 
@@ -226,12 +254,13 @@ def dashboard_context(request) -> dict:
     context = {"tiles": queue_tiles(user)}
     if user.has_perm("payments.view_payment"):
         context["money"] = money_table()
-        currencies = chart_currencies()
+        days = ledger_days()
+        currencies = chart_currencies(days)
         currency = request.GET.get("currency")
         currency = currency if currency in currencies else (currencies[0] if currencies else None)
         if currency:
             context["chart_currency"] = currency
             context["chart_currencies"] = currencies
             context["chart_legend"] = [(name.replace("_", " "), color) for name, _, color in SERIES]
-            context["chart"] = chart_svg(currency, chart_data(currency))
+            context["chart"] = chart_svg(currency, chart_data(days.get(currency, {})))
     return context

@@ -22,6 +22,7 @@ from payments.admin_exports import ExportActionMixin
 from payments.evidence import evidence_pack
 from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from payments.services import disputes
+from shop.admin import CurrencyFilter
 
 
 class MoneyDisplayMixin:
@@ -138,7 +139,7 @@ class PaymentAdmin(
     list_display = ["charge_id", "order", "customer", "provider",
                     "amount_display", "refunded_display", "review_reason", "paid_at",
                     "is_credited"]  # fmt: skip
-    list_filter = [CreditStateFilter, "provider", "currency", "review_reason", "paid_at"]
+    list_filter = [CreditStateFilter, "provider", CurrencyFilter, "review_reason", "paid_at"]
     search_fields = ["telegram_payment_charge_id"]
     search_help_text = "Telegram or A-Pay charge id, order reference, Telegram id or @username."
     search_lookups = (
@@ -244,7 +245,7 @@ class RefundAdmin(
     export_report = "refunds"
     list_display = ["pk", "payment", "order", "amount_display", "reason", "status", "author",
                     "created_at", "short_error"]  # fmt: skip
-    list_filter = ["status", "reason", "source", "currency"]
+    list_filter = ["status", "reason", "source", CurrencyFilter]
     search_fields = [
         "=payment__telegram_payment_charge_id",
         "=order__reference",
@@ -473,7 +474,7 @@ class LedgerEntryAdmin(ExportActionMixin, ReadOnlyAdminMixin, MoneyDisplayMixin,
     export_report = "ledger"
 
     list_display = ["created_at", "customer", "kind", "amount_display", "order", "memo"]
-    list_filter = ["kind", "currency"]
+    list_filter = ["kind", CurrencyFilter]
     search_fields = [
         "=customer__telegram_id",
         "customer__username",

@@ -18,6 +18,16 @@ PROVIDER_TOKEN = "apay:test-provider-token"
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with nothing cached (the dashboard caches closed days)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _idle_update_lanes():
     """In-process lane flags (tasks eager) start idle in every test."""
     from botbridge import lanes

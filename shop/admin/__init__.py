@@ -6,7 +6,7 @@ live in a higher layer: their admins here are bases that `backoffice.admin` exte
 registers.
 """
 
-from shop.admin.base import NoteForm, ReadOnlyInline
+from shop.admin.base import CurrencyFilter, NoteForm, ReadOnlyInline
 from shop.admin.conversation import MessageAdmin, SupportRequestAdmin
 from shop.admin.customers import CustomerAdmin
 from shop.admin.orders import (
@@ -19,6 +19,7 @@ from shop.admin.orders import (
 from shop.admin.products import ProductAdmin
 
 __all__ = [
+    "CurrencyFilter",
     "CustomerAdmin",
     "MessageAdmin",
     "MessageInline",

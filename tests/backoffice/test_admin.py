@@ -126,3 +126,44 @@ def test_support_answer_from_admin_is_sent_to_the_customer(
     assert sent["chat_id"] == str(customer.telegram_id)
     assert "It ships today." in sent["text"]
     assert customer.messages.filter(direction="out", text__contains="It ships today.").exists()
+
+
+def test_each_search_shape_finds_its_record_through_its_own_lookup(
+    manager_client, fake_telegram, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import CustomerFactory, ProductFactory, paid_order
+
+    customer = CustomerFactory(username="Buyer_One", telegram_id=5551234)
+    other = CustomerFactory(username="someone_else")
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = paid_order(customer, ProductFactory())
+        paid_order(other, ProductFactory())
+    reference = payment.order.reference
+    for term in (
+        reference,
+        reference.lower(),
+        "5551234",
+        "@buyer_one",
+        "BUYER_ONE",
+        payment.telegram_payment_charge_id,
+        payment.provider_payment_charge_id,
+    ):
+        page = manager_client.get("/admin/shop/order/", {"q": term}).content.decode()
+        assert reference in page, term
+        assert "1 result" in page, term
+    assert (
+        "0 results"
+        in manager_client.get("/admin/shop/order/", {"q": "no such thing!"}).content.decode()
+    )
+    for term in (payment.telegram_payment_charge_id, payment.provider_payment_charge_id, reference):
+        page = manager_client.get("/admin/payments/payment/", {"q": term}).content.decode()
+        assert payment.telegram_payment_charge_id in page and "1 result" in page, term
+    page = manager_client.get("/admin/shop/customer/", {"q": "@Buyer_one"}).content.decode()
+    assert "5551234" in page and "someone_else" not in page
+    with CaptureQueriesContext(connection) as queries:
+        manager_client.get("/admin/shop/order/", {"q": "5551234"})
+    search = [q["sql"] for q in queries.captured_queries if "UNION" in q["sql"]]
+    assert search, "the search runs as a UNION of indexed lookups"

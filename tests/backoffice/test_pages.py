@@ -87,3 +87,32 @@ def test_the_reports_form_offers_zones_and_statuses_and_checks_them(client):
             "currency": "", "status": "charged_back", "provider": "", "_download": "1"}  # fmt: skip
     response = client.post("/admin/payments/exportjob/add/", form)
     assert "The Refunds report has no such status." in response.content.decode()
+
+
+def test_the_chart_reads_today_live_and_closed_days_once(
+    client, fake_telegram, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from backoffice import dashboard
+    from payments.models import LedgerEntry
+
+    customer = CustomerFactory()
+    with django_capture_on_commit_callbacks(execute=True):
+        old = paid_order(customer, ProductFactory(price=700, currency="EUR"))
+    LedgerEntry.objects.filter(payment=old).update(created_at=timezone.now() - timedelta(days=3))
+    days = dashboard.ledger_days()
+    three_days_ago = timezone.localdate() - timedelta(days=3)
+    assert days["EUR"][three_days_ago]["paid"] == 700
+
+    with django_capture_on_commit_callbacks(execute=True):
+        paid_order(customer, ProductFactory(price=500, currency="EUR"))
+    with CaptureQueriesContext(connection) as queries:
+        days = dashboard.ledger_days()
+    assert len(queries) == 1  # today only; the closed days came from the cache
+    assert days["EUR"][timezone.localdate()]["paid"] == 500
+    assert days["EUR"][three_days_ago]["paid"] == 700
+    assert dashboard.chart_currencies(days) == ["EUR"]

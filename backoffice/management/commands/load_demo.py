@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 from tqdm import tqdm
 
@@ -385,3 +385,10 @@ class Command(BaseCommand):
             )
             for p in payments
         )
+        # Dated as a real shop's rows would be (auto_now_add stamps them all "now"): the order
+        # when it was invoiced, its events and ledger entries when it was paid.
+        order_ids = [o.pk for o in orders]
+        Order.objects.filter(pk__in=order_ids).update(created_at=F("invoiced_at"))
+        paid_at = Subquery(Order.objects.filter(pk=OuterRef("order_id")).values("paid_at")[:1])
+        OrderEvent.objects.filter(order_id__in=order_ids).update(created_at=paid_at)
+        LedgerEntry.objects.filter(order_id__in=order_ids).update(created_at=paid_at)

@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 
 from botbridge import services
 from botbridge.models import TelegramUpdate
-from core.admin.mixins import ReadOnlyAdminMixin
+from core.admin.mixins import ReadOnlyAdminMixin, folded_json
 from core.admin.pagination import EstimatedCountPaginator
 from core.errors import DomainError
 
@@ -20,13 +20,21 @@ class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "attempts",
         "received_at",
         "processed_at",
-        "payload",
-        "reply",
+        "payload_display",
+        "reply_display",
         "error",
     ]
     actions = ["replay"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    @admin.display(description="Update as Telegram sent it")
+    def payload_display(self, obj: TelegramUpdate) -> str:
+        return folded_json(obj.payload)
+
+    @admin.display(description="Answer sent back")
+    def reply_display(self, obj: TelegramUpdate) -> str:
+        return folded_json(obj.reply)
 
     def has_replay_permission(self, request) -> bool:
         """Replaying runs the update's handling again: managers only (a change permission);

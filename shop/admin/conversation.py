@@ -3,7 +3,7 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 
-from core.admin.mixins import RecordAdminMixin
+from core.admin.mixins import RecordAdminMixin, folded_json
 from core.admin.pagination import EstimatedCountPaginator
 from core.errors import DomainError
 from shop import outbox
@@ -69,10 +69,18 @@ class MessageAdmin(RecordAdminMixin, admin.ModelAdmin):
     list_filter = ["direction", "status", "method"]
     search_fields = ["=chat_id", "customer__username", "text"]
     list_select_related = ["customer"]
-    readonly_fields = [f.name for f in Message._meta.fields if f.name != "id"]
+    readonly_fields = ["created_at", "direction", "customer", "order", "chat_id", "method",
+                       "text", "status", "attempts", "error", "next_attempt_at", "sent_at",
+                       "telegram_message_id", "telegram_update_id", "dedupe_key",
+                       "params_display"]  # fmt: skip
+    fields = readonly_fields
     actions = ["retry"]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
+
+    @admin.display(description="Bot API call")
+    def params_display(self, obj: Message) -> str:
+        return folded_json(obj.params)
 
     @admin.display(description="Text")
     def short_text(self, obj: Message) -> str:

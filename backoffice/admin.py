@@ -7,8 +7,10 @@ admin's own, so a step is offered on both pages under the same rules.
 
 from django.contrib import admin
 
+from backoffice.models import Backup
 from backoffice.timeline import order_timeline_html
 from core import money
+from core.admin.mixins import ReadOnlyAdminMixin
 from payments.admin_exports import ExportActionMixin
 from payments.models import Dispute, Payment, Refund
 from payments.selectors import customer_balances
@@ -90,3 +92,36 @@ class CustomerAdmin(shop_admin.CustomerAdmin):
     def balance(self, obj: Customer) -> str:
         balances = customer_balances(customer=obj)
         return ", ".join(money.format_amount(v, k) for k, v in balances.items()) or "0"
+
+
+@admin.register(Backup)
+class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Backups as they were taken: nightly by beat, or `manage.py backup`."""
+
+    list_display = ["created_at", "name", "size_display", "short_checksum", "status",
+                    "is_verified"]  # fmt: skip
+    list_filter = ["status"]
+    fields = ["name", "status", "created_at", "finished_at", "size_display", "sha256",
+              "verified_at", "database", "ledger_display", "rows_display", "error"]  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="Size", ordering="size")
+    def size_display(self, obj: Backup) -> str:
+        return f"{obj.size / 1_000_000:,.1f} MB" if obj.size >= 100_000 else f"{obj.size:,} bytes"
+
+    @admin.display(description="SHA-256")
+    def short_checksum(self, obj: Backup) -> str:
+        return f"{obj.sha256[:12]}…" if obj.sha256 else "—"
+
+    @admin.display(description="Verified", boolean=True, ordering="verified_at")
+    def is_verified(self, obj: Backup) -> bool:
+        return obj.verified_at is not None
+
+    @admin.display(description="Ledger per currency")
+    def ledger_display(self, obj: Backup) -> str:
+        sums = obj.ledger_sums or {}
+        return ", ".join(money.format_amount(v, k) for k, v in sorted(sums.items())) or "—"
+
+    @admin.display(description="Rows")
+    def rows_display(self, obj: Backup) -> str:
+        return f"{sum((obj.counts or {}).values()):,} in {len(obj.counts or {})} tables"

@@ -14,6 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from backoffice import backups
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
@@ -249,9 +250,26 @@ def chart_svg(currency: str, days: list[dict]) -> str:
     )
 
 
+def warnings_for(user) -> list[dict[str, str]]:
+    """What puts the shop at risk now, for those who can act on it."""
+    found = []
+    if user.has_perm("backoffice.view_backup") and backups.backup_is_overdue():
+        last = backups.last_good_backup()
+        when = (
+            f"the last was {timezone.localtime(last.created_at):%Y-%m-%d %H:%M}"
+            if last
+            else "there is none"
+        )
+        found.append(
+            {"text": f"No verified backup in the last 26 hours ({when}).",
+             "url": "backoffice/backup/"}
+        )  # fmt: skip
+    return found
+
+
 def dashboard_context(request) -> dict:
     user = request.user
-    context = {"tiles": queue_tiles(user)}
+    context = {"tiles": queue_tiles(user), "warnings": warnings_for(user)}
     if user.has_perm("payments.view_payment"):
         context["money"] = money_table()
         days = ledger_days()

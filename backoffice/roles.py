@@ -35,6 +35,7 @@ _FINANCE = {
     "botbridge.telegramupdate": ["view"],
 }
 _MANAGER_EXTRA = {
+    "backoffice.backup": ["view"],
     # Replaying a failed update runs it again: a manager's decision.
     "botbridge.telegramupdate": ["change"],
     "shop.product": ["view", "add", "change", "delete"],

@@ -120,6 +120,23 @@ def message_queue(
     return message
 
 
+def staff_message_queue(*, chat_id: int, text: str, dedupe_key: str) -> Message:
+    """A message to the staff chat (an alert), sent like any other, once per key."""
+    message = Message(
+        chat_id=chat_id,
+        direction=Message.Direction.OUTBOUND,
+        method="sendMessage",
+        text=text,
+        params={"chat_id": chat_id, "text": text},
+        status=Message.Status.QUEUED,
+        dedupe_key=dedupe_key,
+    )
+    with transaction.atomic():
+        message.save(force_insert=True)
+        _enqueue([message])
+    return message
+
+
 def messages_queue_many(rows: list[tuple[Customer, Order | None, str, str]]) -> list[Message]:
     """Queue many new messages at once: (customer, order, text, dedupe key) each; one INSERT.
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -189,6 +190,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Personal data is not kept forever: processed updates and sent messages' bodies go
     # after DATA_RETENTION_DAYS (failed ones and money records stay).
+    "backup-nightly": {
+        "task": "backoffice.backup_nightly",
+        "schedule": crontab(hour=3, minute=0),
+    },
     "retention-purge-daily": {
         "task": "botbridge.retention_purge",
         "schedule": timedelta(days=1),
@@ -234,6 +239,21 @@ TELEGRAM_DISPATCH_INTERVAL = env.float("TELEGRAM_DISPATCH_INTERVAL", default=0.1
 # How many workers may handle stored updates at once (one customer's always in order).
 TELEGRAM_UPDATE_LANES = env.int("TELEGRAM_UPDATE_LANES", default=8)
 
+# Staff alerts (new disputes, deadlines, payments held for review, webhook trouble, failed
+# backups): a Telegram chat the bot writes to (a group with the staff, or a person), and
+# e-mail addresses (the fallback). BACKOFFICE_URL makes the links in them.
+STAFF_ALERT_CHAT_ID = env.int("STAFF_ALERT_CHAT_ID", default=0)
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+BACKOFFICE_URL = env("BACKOFFICE_URL", default="http://127.0.0.1:8000")
+
+# Backups: where (a Django storage backend; a local directory by default) and how many kept.
+BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "backups")
+BACKUP_STORAGE_BACKEND = env(
+    "BACKUP_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"
+)
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
+
 # Raw Telegram updates that were handled, and the Bot API bodies of sent messages, are
 # purged after this many days; failed ones and everything money records need are kept.
 DATA_RETENTION_DAYS = env.int("DATA_RETENTION_DAYS", default=90)
@@ -246,3 +266,12 @@ PAYMENTS_CREDIT_GRACE = timedelta(seconds=env.int("PAYMENTS_CREDIT_GRACE_SECONDS
 # An invoice not paid within this time expires and its reserved stock is released.
 SHOP_INVOICE_TTL = timedelta(hours=env.int("SHOP_INVOICE_TTL_HOURS", default=24))
 FORMS_URLFIELD_ASSUME_HTTPS = True
+
+# Backup storage: a local directory unless BACKUP_STORAGE_BACKEND names another backend
+# (e.g. storages.backends.s3.S3Storage with its AWS_* settings, through django-storages).
+STORAGES["backups"] = {
+    "BACKEND": BACKUP_STORAGE_BACKEND,
+    "OPTIONS": {"location": str(BACKUP_DIR)}
+    if BACKUP_STORAGE_BACKEND.endswith("FileSystemStorage")
+    else {},
+}

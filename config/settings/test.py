@@ -19,6 +19,7 @@ TELEGRAM_HANDLE_IN_WORKER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {
+    **STORAGES,  # noqa: F405 (the backups storage from base)
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -28,3 +29,5 @@ TELEGRAM_RATE_PER_CHAT = 1000.0
 TELEGRAM_RATE_CHAT_BURST = 1000
 TELEGRAM_RATE_GLOBAL = 10000
 TELEGRAM_RATE_GLOBAL_BURST = 10000
+
+# Backups in the tests go to a directory of their own (tests point it at a tmp path).

@@ -72,6 +72,7 @@ PAGES = [
     ("/admin/payments/exportjob/add/", {F, M}),
     ("/admin/payments/exportjob/{exportjob}/change/", {F, M}),
     ("/admin/payments/exportjob/{exportjob}/download/", {F, M}),
+    ("/admin/backoffice/backup/", {M}),
     ("/admin/auth/user/", NOBODY),
     ("/admin/auth/group/", NOBODY),
     ("/admin/admin_interface/theme/", NOBODY),

@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from backoffice import backups
+from backoffice import backups, twofactor
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
@@ -253,6 +253,11 @@ def chart_svg(currency: str, days: list[dict]) -> str:
 def warnings_for(user) -> list[dict[str, str]]:
     """What puts the shop at risk now, for those who can act on it."""
     found = []
+    if not twofactor.is_enrolled(user):
+        found.append(
+            {"text": "Your account signs in with a password only: turn on two-factor login.",
+             "url": "2fa/"}
+        )  # fmt: skip
     if user.has_perm("backoffice.view_backup") and backups.backup_is_overdue():
         last = backups.last_good_backup()
         when = (

@@ -36,6 +36,10 @@ _FINANCE = {
 }
 _MANAGER_EXTRA = {
     "backoffice.backup": ["view"],
+    # Locked-out logins are visible, and cleared by deleting the attempt; the login log.
+    "axes.accessattempt": ["view", "delete"],
+    "axes.accesslog": ["view"],
+    "axes.accessfailurelog": ["view"],
     # Replaying a failed update runs it again: a manager's decision.
     "botbridge.telegramupdate": ["change"],
     "shop.product": ["view", "add", "change", "delete"],

@@ -1,5 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.urls import path
+
+from backoffice import twofactor
 
 
 class BackofficeSite(admin.AdminSite):
@@ -17,6 +21,34 @@ class BackofficeSite(admin.AdminSite):
         """*View site*: the sandbox chat with the bot when there is one; else no link (the
         shop's storefront is the bot in Telegram)."""
         return "/sandbox/" if settings.TELEGRAM_SANDBOX else None
+
+    login_form = twofactor.StaffAuthenticationForm
+
+    def has_permission(self, request) -> bool:
+        """Staff, and with STAFF_REQUIRE_2FA on, signed in with a second factor too."""
+        if not super().has_permission(request):
+            return False
+        return not settings.STAFF_REQUIRE_2FA or request.user.is_verified()
+
+    def login(self, request, extra_context=None):
+        user = request.user
+        if (
+            settings.STAFF_REQUIRE_2FA
+            and user.is_authenticated
+            and user.is_active
+            and user.is_staff
+            and not user.is_verified()
+            and not twofactor.is_enrolled(user)
+        ):
+            # Password accepted, no authenticator yet: enrolling is the only way on.
+            return redirect("admin:twofactor")
+        return super().login(request, extra_context)
+
+    def get_urls(self):
+        return [
+            path("2fa/", lambda request: twofactor.enrol_view(self, request), name="twofactor"),
+            *super().get_urls(),
+        ]
 
     def index(self, request, extra_context=None):
         from backoffice.dashboard import dashboard_context

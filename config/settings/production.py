@@ -6,6 +6,7 @@ from .base import env
 DEBUG = False
 # Guards what must never run against live data unless asked (load_demo).
 IS_PRODUCTION = True
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=True)
 SECRET_KEY = env("SECRET_KEY")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 DATABASES = {"default": env.db("DATABASE_URL")}

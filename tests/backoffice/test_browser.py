@@ -353,3 +353,34 @@ def test_sandbox_after_a_restart_keeps_ids_unique(page, sandbox, settings, live_
             fake.stop()
     assert Payment.objects.count() == 2
     assert Order.objects.filter(status="fulfilled").count() == 2
+
+
+def test_a_manager_enrols_an_authenticator_and_signs_in_with_its_code(page, settings):
+
+    from django_otp.oath import totp
+
+    settings.STAFF_REQUIRE_2FA = True
+    staff("Manager")
+    page.goto(f"{page.base}/admin/login/?next=/admin/")
+    page.fill("#id_username", "manager")
+    page.fill("#id_password", "secret-pass-123")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#totp-qr svg")
+    assert "Set yours up to continue" in page.inner_text("#content")
+    key = bytes.fromhex(page.get_attribute("#totp-secret", "data-hex"))
+    page.fill("#id_token", f"{totp(key):06d}")
+    page.click("#twofactor-form input[type=submit]")
+    page.wait_for_selector("#recovery-codes")
+    assert len(page.locator("#recovery-codes li").all()) == 10
+    page.screenshot(path=str(SCREENSHOTS / "two-factor.png"), full_page=True)
+    page.click("text=Continue to the dashboard")
+    page.wait_for_selector("#dashboard")
+
+    page.context.clear_cookies()  # a new day, a new sign-in: password and the app's code
+    page.goto(f"{page.base}/admin/login/?next=/admin/")
+    page.fill("#id_username", "manager")
+    page.fill("#id_password", "secret-pass-123")
+    page.fill("#id_otp_token", f"{totp(key, drift=1):06d}")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#dashboard")
+    assert "two-factor" not in page.inner_text("#dashboard").lower()

@@ -19,7 +19,7 @@ from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
 from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
-from shop.models import Message, Order, SupportRequest
+from shop.models import Message, Order, PaymentMode, SupportRequest
 
 CHART_DAYS = 30
 SERIES = [
@@ -57,6 +57,7 @@ def money_table() -> list[dict]:
     earliest = min(start for _, start in periods)
     paid = (
         Payment.objects.filter(paid_at__gte=earliest, review_reason="")
+        .exclude(mode=PaymentMode.TEST)
         .values("currency")
         .annotate(
             **{label: Sum("amount", filter=Q(paid_at__gte=start)) for label, start in periods}
@@ -64,6 +65,7 @@ def money_table() -> list[dict]:
     )
     refunded = (
         Refund.objects.filter(status=Refund.Status.COMPLETED, completed_at__gte=earliest)
+        .exclude(payment__mode=PaymentMode.TEST)
         .values("currency")
         .annotate(
             **{label: Sum("amount", filter=Q(completed_at__gte=start)) for label, start in periods}
@@ -171,6 +173,7 @@ def _ledger_sums(first: date, until: date) -> dict[str, dict[date, dict[str, int
             created_at__lt=_day_start(until),
             kind__in=[kind for _, kind, _ in SERIES],
         )
+        .exclude(payment__mode=PaymentMode.TEST)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .values("currency", "day")
         .annotate(**aggregates)

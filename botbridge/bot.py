@@ -90,6 +90,17 @@ def get_bot() -> telebot.TeleBot:
     return _bots[token]
 
 
+def payment_mode(currency: str) -> str:
+    """Whose money an invoice sent now asks for: the local sandbox's demo money, a TEST
+    provider token's (A-Pay's test tokens say so: '…:TEST:…'), or live money. Stars use no
+    provider token and are live unless the bot is the sandbox's."""
+    if settings.TELEGRAM_SANDBOX:
+        return "sandbox"
+    if currency != "XTR" and ":TEST:" in settings.TELEGRAM_PROVIDER_TOKEN.upper():
+        return "test"
+    return "live"
+
+
 def send(method: str, params: dict[str, Any]) -> types.Message:
     """Send one stored outbound message (an outbox row's method and params)."""
     with _translated():

@@ -447,6 +447,7 @@ def _on_successful_payment(customer: Customer, message: types.Message, row: Inco
         currency=paid.currency,
         raw=raw,
         shipping_address=address,
+        mode=bot.payment_mode(paid.currency),
     )
 
 

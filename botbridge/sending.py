@@ -65,6 +65,11 @@ def message_send(*, message_id: int) -> SendOutcome:
         error="",
         next_attempt_at=None,
     )
+    if message.method == "sendInvoice" and message.order_id:
+        # The provider token went with it: the order's payment will be this kind of money.
+        shop_services.order_set_payment_mode(
+            order_id=message.order_id, mode=bot.payment_mode(message.params.get("currency", ""))
+        )
     return SendOutcome("sent")
 
 

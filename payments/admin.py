@@ -9,6 +9,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.html import format_html
 
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin, ReadOnlyInline, RecordAdminMixin, folded_json
@@ -23,6 +24,7 @@ from payments.evidence import evidence_pack
 from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from payments.services import disputes
 from shop.admin import CurrencyFilter
+from shop.models import PaymentMode
 
 
 class MoneyDisplayMixin:
@@ -104,6 +106,17 @@ class CreditStateFilter(admin.SimpleListFilter):
         return queryset
 
 
+def mode_badge(mode: str) -> str:
+    """TEST payments stand out everywhere they are listed; live ones need no badge."""
+    if mode == PaymentMode.TEST:
+        return format_html('<span class="badge-test" style="background:#c62828;color:#fff;'
+                           'padding:1px 6px;border-radius:3px;font-weight:bold">TEST</span>')  # fmt: skip
+    if mode == PaymentMode.SANDBOX:
+        return format_html('<span class="badge-sandbox" style="background:#777;color:#fff;'
+                           'padding:1px 6px;border-radius:3px">SANDBOX</span>')  # fmt: skip
+    return "—"
+
+
 class PaymentRefundInline(ReadOnlyInline):
     model = Refund
     fk_name = "payment"
@@ -136,10 +149,11 @@ class PaymentAdmin(
     admin.ModelAdmin,
 ):
     export_report = "payments"
-    list_display = ["charge_id", "order", "customer", "provider",
+    list_display = ["charge_id", "mode_badge", "order", "customer", "provider",
                     "amount_display", "refunded_display", "review_reason", "paid_at",
                     "is_credited"]  # fmt: skip
-    list_filter = [CreditStateFilter, "provider", CurrencyFilter, "review_reason", "paid_at"]
+    list_filter = [CreditStateFilter, "mode", "provider", CurrencyFilter, "review_reason",
+                   "paid_at"]  # fmt: skip
     search_fields = ["telegram_payment_charge_id"]
     search_help_text = "Telegram or A-Pay charge id, order reference, Telegram id or @username."
     search_lookups = (
@@ -151,7 +165,8 @@ class PaymentAdmin(
     )
     list_select_related = ["order", "customer"]
     raw_id_fields = ["order", "customer"]
-    readonly_fields = ["telegram_payment_charge_id", "provider_payment_charge_id", "provider",
+    readonly_fields = ["mode_badge", "telegram_payment_charge_id", "provider_payment_charge_id",
+                       "provider",
                        "order", "customer", "amount_display", "refunded_display",
                        "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
     fields = readonly_fields
@@ -159,6 +174,10 @@ class PaymentAdmin(
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
+
+    @admin.display(description="Mode", ordering="mode")
+    def mode_badge(self, obj: Payment) -> str:
+        return mode_badge(obj.mode)
 
     @admin.display(description="Charge id", ordering="telegram_payment_charge_id")
     def charge_id(self, obj: Payment) -> str:

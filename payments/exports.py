@@ -42,6 +42,7 @@ def filters_from_params(params: dict) -> Filters:
         currency=(params.get("currency") or "").upper(),
         status=params.get("status") or "",
         provider=params.get("provider") or "",
+        include_test=bool(params.get("include_test")),
     )
 
 

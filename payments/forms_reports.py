@@ -57,6 +57,11 @@ class ReportForm(forms.Form):
         help_text="Only rows in this state (for the report it belongs to).",
     )
     provider = forms.ChoiceField(choices=[("", "All"), *Payment.Provider.choices], required=False)
+    include_test = forms.BooleanField(
+        required=False,
+        label="Include test payments",
+        help_text="Payments made with a TEST provider token are not money and are left out.",
+    )
     bom = forms.BooleanField(required=False, label="Excel (UTF-8 BOM)")
 
     def __init__(self, *args, **kwargs):
@@ -90,6 +95,7 @@ class ReportForm(forms.Form):
             "currency": data["currency"],
             "status": data["status"],
             "provider": data["provider"],
+            "include_test": data["include_test"],
             "bom": data["bom"],
         }
 
@@ -107,6 +113,8 @@ def params_sentence(report: str, params: dict) -> str:
         parts.append(f"{labels.get(params['status'], params['status']).lower()} only")
     if params.get("provider"):
         parts.append(f"paid through {dict(Payment.Provider.choices).get(params['provider'])}")
+    if params.get("include_test"):
+        parts.append("test payments included")
     if params.get("bom"):
         parts.append("for Excel")
     return ", ".join(parts) + "."

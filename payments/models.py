@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from core import money
-from shop.models import Customer, Order
+from shop.models import Customer, Order, PaymentMode
 
 
 class Payment(models.Model):
@@ -28,6 +28,10 @@ class Payment(models.Model):
     telegram_payment_charge_id = models.CharField(max_length=255, unique=True)
     provider_payment_charge_id = models.CharField(max_length=255, blank=True, db_index=True)
     provider = models.CharField(max_length=8, choices=Provider.choices)
+    mode = models.CharField(
+        max_length=8, choices=PaymentMode.choices, default=PaymentMode.LIVE,
+        help_text="Test payments are credited in the bot but never count as money.",
+    )  # fmt: skip
     amount = models.PositiveBigIntegerField(help_text="In minor units.")
     currency = models.CharField(max_length=3)
     # Kept up to date by the refund services; the check constraint below is what makes
@@ -76,6 +80,10 @@ class Payment(models.Model):
         return (
             f"{money.format_amount(self.amount, self.currency)} ({self.telegram_payment_charge_id})"
         )
+
+    @property
+    def is_test(self) -> bool:
+        return self.mode == PaymentMode.TEST
 
     @property
     def refundable_amount(self) -> int:

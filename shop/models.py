@@ -222,6 +222,18 @@ class CustomerEvent(models.Model):
         return f"{self.customer_id}: {self.message}"
 
 
+class PaymentMode(models.TextChoices):
+    """Whose money: a live provider token's, a TEST token's, or the local sandbox's demo money.
+
+    Known when the invoice is sent (the token it carries). Test payments never count as money;
+    sandbox payments only exist without a real bot, so they count, as demo money of their own.
+    """
+
+    LIVE = "live", "Live"
+    TEST = "test", "Test"
+    SANDBOX = "sandbox", "Sandbox (demo money)"
+
+
 class OrderQuerySet(models.QuerySet):
     def awaiting_payment(self):
         return self.filter(status__in=[Order.Status.CREATED, Order.Status.INVOICED])
@@ -259,6 +271,10 @@ class Order(models.Model):
     invoiced_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     fulfilled_at = models.DateTimeField(null=True, blank=True)
+    payment_mode = models.CharField(
+        max_length=8, choices=PaymentMode.choices, blank=True,
+        help_text="Set when the invoice is sent, from the provider token it carries.",
+    )  # fmt: skip
     carrier = models.CharField(max_length=64, blank=True)
     tracking_number = models.CharField(max_length=64, blank=True)
     tracking_url = models.URLField(blank=True)

@@ -12,7 +12,7 @@ from core.errors import DomainError
 from payments.models import ChargeConflict, Payment
 from shop import publish
 from shop import services as shop_services
-from shop.models import Customer, Order, OrderEvent
+from shop.models import Customer, Order, OrderEvent, PaymentMode
 
 CREDIT_TASK = "payments.payment_credit"
 
@@ -43,6 +43,7 @@ def payment_record(
     currency: str,
     raw: dict[str, Any],
     shipping_address: dict[str, Any] | None = None,
+    mode: str = PaymentMode.LIVE,
 ) -> tuple[Payment, bool]:
     """Record money Telegram reports as paid, once per charge id: (payment, created).
 
@@ -72,6 +73,8 @@ def payment_record(
                 else Payment.Provider.APAY,
                 amount=amount,
                 currency=currency,
+                # What the invoice was sent with wins over what the bot is configured with now.
+                mode=(order.payment_mode if order is not None else "") or mode,
                 review_reason=review,
                 paid_at=timezone.now(),
                 raw=raw,

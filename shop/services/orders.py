@@ -304,6 +304,11 @@ def order_deliver(*, order: Order, actor: AbstractBaseUser | None = None, note: 
     return locked
 
 
+def order_set_payment_mode(*, order_id: int, mode: str) -> None:
+    """Whose money the order's invoice asked for (live, test, sandbox), once it was sent."""
+    Order.objects.filter(pk=order_id).update(payment_mode=mode)
+
+
 @transaction.atomic
 def order_set_shipping_address(*, order: Order, address: dict[str, Any]) -> None:
     """The address Telegram collected with the payment."""

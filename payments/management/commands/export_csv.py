@@ -30,11 +30,16 @@ class Command(BaseCommand):
         parser.add_argument("--currency", default="", help="Only this currency (e.g. USD).")
         parser.add_argument("--status", default="", help="Only this status (kind, for ledger).")
         parser.add_argument("--provider", default="", help="Only this provider: apay, stars.")
+        parser.add_argument(
+            "--include-test",
+            action="store_true",
+            help="Include payments made with a TEST provider token (left out by default).",
+        )
         parser.add_argument("--bom", action="store_true", help="Start with a BOM (for Excel).")
         parser.add_argument("--output", default="-", help="File to write; '-' for stdout.")
 
     def handle(self, *args, report, since, until, tz, currency, status, provider, bom, output,
-               **options):  # fmt: skip
+               include_test, **options):  # fmt: skip
         try:
             zone = ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError):
@@ -47,6 +52,7 @@ class Command(BaseCommand):
                 currency=currency.upper(),
                 status=status,
                 provider=provider,
+                include_test=include_test,
             )
             chunks = report_csv(report, filters, bom=bom)
             if output == "-":

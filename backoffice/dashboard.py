@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from backoffice import backups, twofactor
+from botbridge import health
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
@@ -275,9 +276,23 @@ def warnings_for(user) -> list[dict[str, str]]:
     return found
 
 
+def telegram_health(user) -> dict | None:
+    """Checkout speed against Telegram's 10 s limit, and the webhook as Telegram sees it."""
+    if not user.has_perm("botbridge.view_telegramupdate"):
+        return None
+    checkout = health.checkout_health()
+    status = health.webhook_latest()
+    return {"checkout": checkout, "webhook": status}
+
+
 def dashboard_context(request) -> dict:
     user = request.user
-    context = {"tiles": queue_tiles(user), "warnings": warnings_for(user)}
+    context = {
+        "tiles": queue_tiles(user),
+        "warnings": warnings_for(user),
+        "health": telegram_health(user),
+        "can_golive": user.has_perm("backoffice.run_golive_check"),
+    }
     if user.has_perm("payments.view_payment"):
         context["money"] = money_table()
         days = ledger_days()

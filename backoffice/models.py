@@ -30,6 +30,7 @@ class Backup(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("run_golive_check", "Can see the go-live check")]
 
     def __str__(self) -> str:
         return self.name

@@ -35,7 +35,8 @@ _FINANCE = {
     "botbridge.telegramupdate": ["view"],
 }
 _MANAGER_EXTRA = {
-    "backoffice.backup": ["view"],
+    "backoffice.backup": ["view", "run_golive_check"],
+    "botbridge.webhookstatus": ["view"],
     # Locked-out logins are visible, and cleared by deleting the attempt; the login log.
     "axes.accessattempt": ["view", "delete"],
     "axes.accesslog": ["view"],

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path
 
 from backoffice import twofactor
@@ -47,8 +49,22 @@ class BackofficeSite(admin.AdminSite):
     def get_urls(self):
         return [
             path("2fa/", lambda request: twofactor.enrol_view(self, request), name="twofactor"),
+            path("golive/", self.admin_view(self.golive_view), name="golive"),
             *super().get_urls(),
         ]
+
+    def golive_view(self, request):
+        """The go-live checklist, as `manage.py golive_check` prints it."""
+        from backoffice import golive
+
+        if not request.user.has_perm("backoffice.run_golive_check"):
+            raise PermissionDenied
+        context = {
+            **self.each_context(request),
+            "title": "Go-live check",
+            "items": golive.golive_items(),
+        }
+        return TemplateResponse(request, "admin/backoffice/golive.html", context)
 
     def index(self, request, extra_context=None):
         from backoffice.dashboard import dashboard_context

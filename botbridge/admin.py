@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 
 from botbridge import services
-from botbridge.models import TelegramUpdate
+from botbridge.models import TelegramUpdate, WebhookStatus
 from core.admin.mixins import ReadOnlyAdminMixin, folded_json
 from core.admin.pagination import EstimatedCountPaginator
 from core.errors import DomainError
@@ -62,3 +62,11 @@ class TelegramUpdateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 )
         if done:
             self.message_user(request, f"Replayed {done} update(s).", messages.SUCCESS)
+
+
+@admin.register(WebhookStatus)
+class WebhookStatusAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What Telegram said of the webhook, every 5 minutes (beat's botbridge.webhook_check)."""
+
+    list_display = ["checked_at", "pending_update_count", "last_error_date", "last_error_message",
+                    "error"]  # fmt: skip

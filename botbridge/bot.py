@@ -191,6 +191,19 @@ def set_commands(*, commands: list[tuple[str, str]], language_code: str | None) 
         )
 
 
+def get_webhook_info() -> dict[str, Any]:
+    """getWebhookInfo as Telegram's JSON (url, pending_update_count, last_error_…)."""
+    get_bot()  # points apihelper at the configured server
+    with _translated():
+        return apihelper.get_webhook_info(settings.TELEGRAM_BOT_TOKEN)
+
+
+def get_commands(*, language_code: str | None) -> list[str]:
+    """The command names the menu shows for this language (getMyCommands)."""
+    with _translated():
+        return [c.command for c in get_bot().get_my_commands(language_code=language_code)]
+
+
 def get_raw_updates(*, offset: int, timeout: int) -> list[dict[str, Any]]:
     """getUpdates as raw JSON, so polling stores exactly what a webhook would receive."""
     get_bot()  # points apihelper at the configured server

@@ -23,7 +23,7 @@ _INSERT_UPDATE = (
     " ON CONFLICT (update_id) DO NOTHING RETURNING id"
 )
 # Only the reply changes: PostgreSQL updates the row in place (no indexed column changes).
-_SET_REPLY = f"UPDATE {_UPDATES} SET reply = %s WHERE update_id = %s"  # noqa: S608
+_SET_REPLY = f"UPDATE {_UPDATES} SET reply = %s, handled_ms = %s WHERE update_id = %s"  # noqa: S608
 
 
 def update_insert(
@@ -47,11 +47,11 @@ def update_insert(
         return cursor.fetchone() is not None
 
 
-def update_set_reply(*, update_id: int, reply: dict[str, Any]) -> None:
-    """Keep the answer sent back in the webhook's response, for a redelivery."""
+def update_set_reply(*, update_id: int, reply: dict[str, Any], handled_ms: int) -> None:
+    """Keep the answer sent back in the webhook's response (for a redelivery), and its time."""
     value = TelegramUpdate._meta.get_field("reply").get_db_prep_save(reply, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_SET_REPLY, [value, update_id])
+        cursor.execute(_SET_REPLY, [value, handled_ms, update_id])
 
 
 def _checkout_sql() -> str:

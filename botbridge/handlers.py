@@ -268,6 +268,15 @@ def _cmd_support(customer: Customer, argument: str) -> None:
     _say(customer, "support_prompt")
 
 
+def _cmd_paysupport(customer: Customer, argument: str) -> None:
+    # Telegram's terms for payments in Stars ask every bot to answer /paysupport.
+    if argument:
+        _create_support_request(customer, f"[payment] {argument}")
+        return
+    shop_services.customer_prompt_support(customer=customer)
+    _say(customer, "paysupport")
+
+
 def _cmd_help(customer: Customer, argument: str) -> None:
     _say(customer, "help")
 
@@ -279,6 +288,7 @@ COMMANDS = {
     "balance": _cmd_balance,
     "terms": _cmd_terms,
     "support": _cmd_support,
+    "paysupport": _cmd_paysupport,
     "help": _cmd_help,
 }
 
@@ -291,6 +301,7 @@ COMMAND_DESCRIPTIONS = {
         ("balance", "My balance"),
         ("terms", "Terms of sale"),
         ("support", "Ask support"),
+        ("paysupport", "Help with a payment"),
         ("help", "What I can do"),
     ],
     "ru": [
@@ -300,6 +311,7 @@ COMMAND_DESCRIPTIONS = {
         ("balance", "Мой баланс"),
         ("terms", "Условия продажи"),
         ("support", "Написать в поддержку"),
+        ("paysupport", "Помощь с оплатой"),
         ("help", "Что я умею"),
     ],
 }

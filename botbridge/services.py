@@ -31,6 +31,7 @@ from botbridge import fastpath, handlers, lanes
 from botbridge.models import TelegramUpdate
 from core import secrets
 from core.errors import DomainError
+from shop import alerts
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
         # U+FFFD takes their place and the update is stored as re-serialised.
         payload = _jsonb_safe(payload)
         raw = json.dumps(payload, ensure_ascii=False)
+    started = time.perf_counter()
     update_id, kind, lane = (
         payload["update_id"],
         handlers.update_kind(payload),
@@ -98,7 +100,8 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
                 return _reply_given(update_id)
             reply = handlers.dispatch(handlers.Incoming(update_id, payload))
             if reply is not None:
-                fastpath.update_set_reply(update_id=update_id, reply=reply)
+                handled_ms = round((time.perf_counter() - started) * 1000)
+                fastpath.update_set_reply(update_id=update_id, reply=reply, handled_ms=handled_ms)
     except TRANSIENT_ERRORS:
         if committed:
             return reply
@@ -118,6 +121,7 @@ def update_receive(*, payload: dict[str, Any], raw: str | None = None) -> dict[s
         fastpath.update_insert(
             **stored, status=TelegramUpdate.Status.FAILED, received_at=now, error=error
         )
+        _alert_failed(update_id, kind)
         return None
     return reply
 
@@ -266,6 +270,7 @@ def _process(row: TelegramUpdate) -> None:
         raise
     except Exception:
         logger.exception("Telegram update %s failed", row.update_id)
+        _alert_failed(row.update_id, row.kind)
         row.status = TelegramUpdate.Status.FAILED
         row.error = secrets.mask(traceback.format_exc())[-8000:]
         row.processed_at = row.reply = None
@@ -293,3 +298,12 @@ def updates_purge(*, older_than: timedelta) -> int:
     while ids := list(old.values_list("pk", flat=True)[:PURGE_BATCH]):
         purged += TelegramUpdate.objects.filter(pk__in=ids).delete()[0]
     return purged
+
+
+def _alert_failed(update_id: int, kind: str) -> None:
+    """Staff hear of a failed update once (a failed payment update is money waiting)."""
+    alerts.staff_alert(
+        key=f"update:{update_id}:failed",
+        text=f"Telegram update {update_id} ({kind}) failed; it is kept and can be replayed.",
+        path=f"/admin/botbridge/telegramupdate/?update_id={update_id}",
+    )

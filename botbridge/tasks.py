@@ -6,7 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from botbridge import bot, sending, services, stars
+from botbridge import bot, health, sending, services, stars
 from shop import outbox
 
 # A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
@@ -80,3 +80,9 @@ def retention_purge() -> dict[str, int]:
         "updates": services.updates_purge(older_than=older_than),
         "message_bodies": outbox.messages_purge_bodies(older_than=older_than),
     }
+
+
+@shared_task(name="botbridge.webhook_check")
+def webhook_check() -> int:
+    """Beat, every 5 minutes: getWebhookInfo kept, errors and a growing backlog alerted."""
+    return health.webhook_check().pending_update_count

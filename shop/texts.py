@@ -5,7 +5,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "welcome": (
             "Hello, {name}! This is {shop}.\n\n"
             "/catalog — browse and buy\n/orders — your orders\n/balance — your balance\n"
-            "/terms — terms of sale\n/support — ask us anything\n/help — this list"
+            "/terms — terms of sale\n/support — ask us anything\n/paysupport — help with a payment\n"
+            "/help — this list"
         ),
         "help": (
             "/catalog — browse and buy\n/orders — your recent orders\n/balance — your balance\n"
@@ -39,6 +40,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "balance_empty": "Your balance is empty.",
         "balance_header": "Your balance:",
         "support_prompt": "Please write your question in one message and send it. Our team will answer here.",
+        "paysupport": (
+            "Help with a payment: write what happened in one message (the order number helps) "
+            "and our team will answer here. Refunds follow our /terms."
+        ),
         "support_received": "Thank you, we received your request #{number}. We will answer here.",
         "support_answer": "Answer from support to your request #{number}:\n\n{answer}",
         "unknown": "Sorry, I did not understand. /help lists what I can do.",
@@ -107,6 +112,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "balance_empty": "Ваш баланс пуст.",
         "balance_header": "Ваш баланс:",
         "support_prompt": "Напишите ваш вопрос одним сообщением. Команда ответит здесь.",
+        "paysupport": (
+            "Помощь с оплатой: опишите, что случилось, одним сообщением (номер заказа поможет), "
+            "и команда ответит здесь. Возвраты — по нашим условиям: /terms."
+        ),
         "support_received": "Спасибо, ваше обращение №{number} получено. Мы ответим здесь.",
         "support_answer": "Ответ поддержки на обращение №{number}:\n\n{answer}",
         "unknown": "Извините, я не понял. /help — что я умею.",

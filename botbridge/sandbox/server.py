@@ -132,6 +132,9 @@ class State:
     commands: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     refunded_charges: set[str] = field(default_factory=set)
+    # What Telegram reports in getWebhookInfo after a delivery failed.
+    last_error_date: int | None = None
+    last_error_message: str = ""
 
 
 class FakeTelegram:
@@ -216,13 +219,17 @@ class FakeTelegram:
         return True
 
     def _m_getWebhookInfo(self, p):
-        return {
+        info = {
             "url": self.state.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self.state.pending_updates),
             "max_connections": self.state.max_connections,
             "allowed_updates": self.state.allowed_updates,
         }
+        if self.state.last_error_date:
+            info["last_error_date"] = self.state.last_error_date
+            info["last_error_message"] = self.state.last_error_message
+        return info
 
     def _m_getUpdates(self, p):
         if self.state.webhook_url:
@@ -401,6 +408,15 @@ class FakeTelegram:
             record.update(self.webhook_reply(body))
         with self.lock:
             self.state.deliveries.append(record)
+            if status != 200:
+                # Telegram keeps the update and says why in getWebhookInfo.
+                self.state.pending_updates.append(update)
+                self.state.last_error_date = int(time.time())
+                self.state.last_error_message = (
+                    f"Wrong response from the webhook: {status}"
+                    if isinstance(status, int)
+                    else f"Connection failed: {status}"
+                )
         return record
 
     @staticmethod

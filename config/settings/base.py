@@ -222,6 +222,10 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Personal data is not kept forever: processed updates and sent messages' bodies go
     # after DATA_RETENTION_DAYS (failed ones and money records stay).
+    "webhook-check": {
+        "task": "botbridge.webhook_check",
+        "schedule": timedelta(minutes=5),
+    },
     "backup-nightly": {
         "task": "backoffice.backup_nightly",
         "schedule": crontab(hour=3, minute=0),

@@ -18,6 +18,7 @@ from core import money
 from core.errors import DomainError
 from payments.models import Dispute, LedgerEntry, Payment
 from payments.services.ledger import ledger_post, purchase_reversal_post
+from shop import alerts
 from shop import services as shop_services
 from shop.models import Order, OrderEvent
 
@@ -67,6 +68,12 @@ def dispute_open(
         shown = money.format_amount(amount, payment.currency)
         message = f"Dispute #{dispute.pk} opened: {shown}, {dispute.get_reason_display()}"
         _order_step(dispute, Order.Status.DISPUTED, message, actor)
+        alerts.staff_alert(
+            key=f"dispute:{dispute.pk}:opened",
+            text=f"New dispute #{dispute.pk}: {shown}, {dispute.get_reason_display()}; "
+            f"evidence due {timezone.localtime(evidence_due_by):%Y-%m-%d %H:%M}.",
+            path=f"/admin/payments/dispute/{dispute.pk}/change/",
+        )
     return dispute
 
 
@@ -206,6 +213,17 @@ def disputes_remind(*, now: datetime | None = None) -> dict[str, int]:
             is_overdue=True, is_due_soon=True, reminded_at=now
         )
         _email(dispute, "evidence is OVERDUE")
+    # The staff chat hears of each deadline twice: 72 and 24 hours before (once each).
+    for hours in (72, 24):
+        for dispute in waiting.filter(
+            evidence_due_by__gt=now, evidence_due_by__lte=now + timedelta(hours=hours)
+        ):
+            alerts.staff_alert(
+                key=f"dispute:{dispute.pk}:due-{hours}h",
+                text=f"Dispute #{dispute.pk}: evidence due within {hours} hours "
+                f"({_left(dispute.evidence_due_by - now)} left).",
+                path=f"/admin/payments/dispute/{dispute.pk}/change/",
+            )
     return {"due_soon": len(due_soon), "overdue": len(overdue)}
 
 

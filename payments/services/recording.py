@@ -10,7 +10,7 @@ from django.utils import timezone
 from core import money
 from core.errors import DomainError
 from payments.models import ChargeConflict, Payment
-from shop import publish
+from shop import alerts, publish
 from shop import services as shop_services
 from shop.models import Customer, Order, OrderEvent, PaymentMode
 
@@ -83,6 +83,8 @@ def payment_record(
                 _apply_payment_to_order(
                     payment=payment, order=order, shipping_address=shipping_address
                 )
+            elif payment.needs_review:
+                _alert_review(payment)
     except IntegrityError:
         # The same charge delivered twice at once: the other delivery recorded it.
         existing = Payment.objects.filter(
@@ -93,6 +95,14 @@ def payment_record(
         _repeat_or_conflict(existing, amount=amount, currency=currency, raw=raw)
         return existing, False
     return payment, True
+
+
+def _alert_review(payment: Payment) -> None:
+    alerts.staff_alert(
+        key=f"payment:{payment.pk}:review",
+        text=f"Payment {payment} held for review: {payment.get_review_reason_display()}.",
+        path=f"/admin/payments/payment/{payment.pk}/change/",
+    )
 
 
 def _repeat_or_conflict(
@@ -134,6 +144,7 @@ def _apply_payment_to_order(
         shop_services.order_flag_for_review(
             order=order, reason=f"Payment {shown}: {payment.get_review_reason_display()}", data=data
         )
+        _alert_review(payment)
         return
     if shipping_address:
         shop_services.order_set_shipping_address(order=order, address=shipping_address)

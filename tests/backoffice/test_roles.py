@@ -48,6 +48,8 @@ PAGES = [
     ("/admin/shop/message/", {S, M}),
     ("/admin/shop/message/{message}/change/", {S, M}),
     ("/admin/botbridge/telegramupdate/", EVERYONE),
+    ("/admin/botbridge/webhookstatus/", {M}),
+    ("/admin/golive/", {M}),
     ("/admin/payments/payment/", {F, M}),
     ("/admin/payments/payment/{payment}/change/", {F, M}),
     ("/admin/payments/payment/{payment}/refund/", {F, M}),

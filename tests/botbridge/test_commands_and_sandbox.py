@@ -48,6 +48,7 @@ def test_delete_webhook_and_sync_commands(fake_telegram):
         "balance",
         "terms",
         "support",
+        "paysupport",
         "help",
     ]
     assert fake_telegram.state.commands["ru"][1]["description"] == "Каталог и покупки"

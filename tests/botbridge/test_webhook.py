@@ -143,8 +143,10 @@ def test_a_bug_while_handling_is_recorded_answered_200_and_replayable(
     row = TelegramUpdate.objects.get(update_id=30)
     assert row.status == "failed"
     assert "RuntimeError: boom" in row.error
-    # The handler's partial work was rolled back with it; the raw update is kept.
-    assert not Message.objects.exists()
+    # The handler's partial work was rolled back with it; the raw update is kept, and staff
+    # are alerted (once).
+    assert not Message.objects.exclude(dedupe_key__startswith="alert:").exists()
+    assert Message.objects.filter(dedupe_key="alert:update:30:failed").count() == 1
     assert fake_telegram.calls("sendMessage") == []
     # The next update is not blocked by it.
     monkeypatch.undo()

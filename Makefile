@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: chromium run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report bench-admin clean
+.PHONY: chromium pgclient run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report bench-admin clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -37,7 +37,11 @@ run: demo
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }
 
-test: install chromium
+## pg_dump and pg_restore, for the backup and restore tests.
+pgclient:
+	@command -v pg_dump >/dev/null || { apt-get update -q && apt-get install -y -q postgresql-client; }
+
+test: install chromium pgclient
 	$(BIN)/python scripts/wait_for_services.py
 	$(BIN)/pytest
 

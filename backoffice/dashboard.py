@@ -205,7 +205,7 @@ def chart_data(by_day: dict[date, dict[str, int]]) -> list[dict]:
 
 
 def chart_svg(currency: str, days: list[dict]) -> str:
-    width, height, left, bottom, top = 760, 240, 70, 28, 12
+    width, height, left, bottom, top = 800, 240, 110, 28, 12
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = max([1] + [d[name] for d in days for name, _, _ in SERIES])
     slot = plot_w / len(days)

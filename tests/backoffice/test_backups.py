@@ -1,5 +1,6 @@
 """Backups with a tested restore, on PostgreSQL: every table's rows and the ledger's sums."""
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,3 +164,38 @@ def test_the_docker_image_holds_every_app():
     dockerfile = (root / "Dockerfile").read_text()
     for app in ("config", "core", "shop", "payments", "botbridge", "backoffice", "templates"):
         assert f"COPY {app} ./{app}" in dockerfile, app
+
+
+def test_the_embedded_default_backs_up_and_restores_its_sqlite_database(tmp_path):
+    """`make run`'s SQLite: the online backup, then a restore into a new file, verified."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE", "CELERY"))},
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+        "BACKUP_DIR": str(tmp_path / "backups"),
+        "MEDIA_ROOT": str(tmp_path / "media"),
+        "LOG_LEVEL": "ERROR",
+    }
+
+    def manage(*args, **extra):
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=root, capture_output=True,
+                              text=True, env={**env, **extra}, timeout=300)  # fmt: skip
+
+    assert manage("migrate", "-v0").returncode == 0
+    assert manage("load_demo").returncode == 0
+    made = manage("backup")
+    assert made.returncode == 0, made.stderr
+    assert "verified" in made.stdout and "NOT verified" not in made.stdout
+    name = re.search(r"(backup-[0-9-]+\.tar)", made.stdout).group(1)
+    restored = manage(
+        "restore", name, "--database-url", f"sqlite:///{tmp_path / 'restored.sqlite3'}"
+    )
+    assert restored.returncode == 0, restored.stderr
+    assert "Restored and verified" in restored.stdout
+    refused = manage("restore", name)  # into the database it came from: not empty
+    assert refused.returncode != 0 and "is not empty" in refused.stderr

@@ -11,8 +11,9 @@ from backoffice.models import Backup
 from backoffice.timeline import order_timeline_html
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin
+from payments.admin import DisputeInline, RefundInline
 from payments.admin_exports import ExportActionMixin
-from payments.models import Dispute, Payment, Refund
+from payments.models import Payment
 from payments.selectors import customer_balances
 from shop import admin as shop_admin
 from shop.models import Customer, Order
@@ -33,26 +34,6 @@ class PaymentInline(shop_admin.ReadOnlyInline):
         return (
             money.format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "—"
         )
-
-
-class RefundInline(shop_admin.ReadOnlyInline):
-    model = Refund
-    fields = ["amount_display", "reason", "status", "author", "external_reference", "created_at"]
-    readonly_fields = fields
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Refund) -> str:
-        return money.format_amount(obj.amount, obj.currency)
-
-
-class DisputeInline(shop_admin.ReadOnlyInline):
-    model = Dispute
-    fields = ["amount_display", "reason", "status", "evidence_due_by", "assignee"]
-    readonly_fields = fields
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Dispute) -> str:
-        return money.format_amount(obj.amount, obj.currency)
 
 
 @admin.register(Order)

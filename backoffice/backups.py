@@ -304,6 +304,14 @@ def backup_restore(
 ) -> RestoreReport:
     """Restore a backup into an empty database and prove it: counts and ledger sums."""
     path = _open_file(source)
+    try:
+        return _restore(path, database_url=database_url, force=force, media_root=media_root)
+    finally:
+        if not Path(source).exists():  # a copy fetched from backup storage: not kept
+            shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _restore(path: Path, *, database_url, force: bool, media_root) -> RestoreReport:
     sidecar = Path(f"{path}.sha256")
     if not sidecar.exists():
         raise BackupError(f"{sidecar.name} is missing: the file cannot be checked, nothing done.")

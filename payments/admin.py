@@ -117,10 +117,12 @@ def mode_badge(mode: str) -> str:
     return "—"
 
 
-class PaymentRefundInline(ReadOnlyInline):
+class RefundInline(ReadOnlyInline):
+    """A payment's (or an order's) refunds, each linking to its page."""
+
     model = Refund
-    fk_name = "payment"
-    fields = ["amount_display", "reason", "status", "author", "created_at", "completed_at"]
+    fields = ["amount_display", "reason", "status", "author", "external_reference", "created_at",
+              "completed_at"]  # fmt: skip
     readonly_fields = fields
 
     @admin.display(description="Amount")
@@ -128,9 +130,10 @@ class PaymentRefundInline(ReadOnlyInline):
         return money.format_amount(obj.amount, obj.currency)
 
 
-class PaymentDisputeInline(ReadOnlyInline):
+class DisputeInline(ReadOnlyInline):
+    """A payment's (or an order's) disputes, each linking to its page."""
+
     model = Dispute
-    fk_name = "payment"
     fields = ["amount_display", "reason", "status", "evidence_due_by", "assignee"]
     readonly_fields = fields
 
@@ -170,7 +173,7 @@ class PaymentAdmin(
                        "order", "customer", "amount_display", "refunded_display",
                        "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
     fields = readonly_fields
-    inlines = [PaymentRefundInline, PaymentDisputeInline]
+    inlines = [RefundInline, DisputeInline]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))

@@ -180,38 +180,34 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
         )
 
     def deliver_view(self, request, object_id):
-        order = get_object_or_404(Order, pk=object_id)
-
-        def act(data):
-            shop_services.order_deliver(order=order, actor=request.user, note=data["note"])
-            return f"Order {order.reference} delivered."
-
-        return self.run_step(
-            request,
-            order,
-            permission="shop.change_order",
-            title=f"Mark delivered: order {order.reference}",
-            form_class=NoteForm,
-            act=act,
-            submit_label="Mark delivered",
-        )
+        return self._note_step(
+            request, object_id, title="Mark delivered", done="delivered",
+            service=shop_services.order_deliver,
+        )  # fmt: skip
 
     def cancel_view(self, request, object_id):
+        return self._note_step(
+            request, object_id, title="Cancel order", done="cancelled",
+            service=shop_services.order_cancel, intro="Reserved stock goes back on sale.",
+        )  # fmt: skip
+
+    def _note_step(self, request, object_id, *, title, done, service, intro=""):
+        """A step that takes only a note for the audit trail."""
         order = get_object_or_404(Order, pk=object_id)
 
         def act(data):
-            shop_services.order_cancel(order=order, actor=request.user, note=data["note"])
-            return f"Order {order.reference} cancelled."
+            service(order=order, actor=request.user, note=data["note"])
+            return f"Order {order.reference} {done}."
 
         return self.run_step(
             request,
             order,
             permission="shop.change_order",
-            title=f"Cancel order: order {order.reference}",
-            intro="Reserved stock goes back on sale.",
+            title=f"{title}: order {order.reference}",
+            intro=intro,
             form_class=NoteForm,
             act=act,
-            submit_label="Cancel order",
+            submit_label=title,
         )
 
     def packing_view(self, request, object_id):

@@ -105,10 +105,10 @@ print("seeded")
 OUTBOX_PROGRESS = """
 SELECT count(*) FILTER (WHERE status = 'sent'),
        coalesce(extract(epoch FROM max(sent_at) - min(sent_at)), 0),
-       coalesce((SELECT max(n) FROM (SELECT count(*) AS n FROM botbridge_message
+       coalesce((SELECT max(n) FROM (SELECT count(*) AS n FROM shop_message
                  WHERE status = 'sent' GROUP BY date_trunc('second', sent_at)) AS w), 0),
        count(*) FILTER (WHERE status <> 'sent')
-FROM botbridge_message WHERE direction = 'out'
+FROM shop_message WHERE direction = 'out'
 """
 
 

@@ -152,8 +152,8 @@ class PaymentAdmin(
     admin.ModelAdmin,
 ):
     export_report = "payments"
-    list_display = ["charge_id", "mode_badge", "order", "customer", "provider",
-                    "amount_display", "refunded_display", "review_reason", "paid_at",
+    list_display = ["charge_id", "mode_badge", "order", "customer", "provider_short",
+                    "amount_display", "refunded_display", "review", "paid_at",
                     "is_credited"]  # fmt: skip
     list_filter = [CreditStateFilter, "mode", "provider", CurrencyFilter, "review_reason",
                    "paid_at"]  # fmt: skip
@@ -177,6 +177,14 @@ class PaymentAdmin(
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
+
+    @admin.display(description="Provider", ordering="provider")
+    def provider_short(self, obj: Payment) -> str:
+        return "Stars" if obj.provider == Payment.Provider.STARS else "A-Pay"
+
+    @admin.display(description="Review", ordering="review_reason")
+    def review(self, obj: Payment) -> str:
+        return obj.get_review_reason_display()
 
     @admin.display(description="Mode", ordering="mode")
     def mode_badge(self, obj: Payment) -> str:

@@ -18,10 +18,15 @@ from shop.models import (
 
 class CustomerOrderInline(ReadOnlyInline):
     model = Order
-    fields = ["reference", "status", "total_display", "created_at"]
+    fields = ["reference", "status", "total", "created_at"]
     readonly_fields = fields
     ordering = ["-created_at"]
     max_num = 0
+    verbose_name_plural = "Orders"
+
+    @admin.display(description="Total")
+    def total(self, obj: Order) -> str:
+        return obj.total_display
 
 
 class SupportHistoryInline(ReadOnlyInline):
@@ -62,6 +67,8 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
         exact("first_name__iexact"),
         exact("last_name__iexact"),
     )
+    # Blocking and flagging go through their steps (and the customer's history), never a
+    # checkbox: every field here is read-only.
     readonly_fields = [
         "telegram_id",
         "username",
@@ -70,21 +77,19 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
         "language_code",
         "terms_version",
         "terms_accepted_at",
-        "has_blocked_bot",
-        "created_at",
-        "updated_at",
-        "support_prompted_at",
-    ]
-    fields = readonly_fields[:7] + [
         "is_blocked",
         "is_flagged",
         "flag_reason",
         "has_blocked_bot",
         "created_at",
     ]
+    fields = readonly_fields
     actions = ["block", "unblock"]
     inlines = [CustomerOrderInline, SupportHistoryInline, CustomerHistoryInline]
     step_views = (("block", "block_view"), ("unblock", "unblock_view"))
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # payments and the ledger refer to customers: they are never deleted
 
     def steps_for(self, request, obj):
         if not request.user.has_perm("shop.change_customer"):

@@ -11,29 +11,12 @@ from backoffice.models import Backup
 from backoffice.timeline import order_timeline_html
 from core import money
 from core.admin.mixins import ReadOnlyAdminMixin
-from payments.admin import DisputeInline, RefundInline
+from payments.admin import DisputeInline, PaymentInline, RefundInline
 from payments.admin_exports import ExportActionMixin
 from payments.models import Payment
 from payments.selectors import customer_balances
 from shop import admin as shop_admin
 from shop.models import Customer, Order
-
-
-class PaymentInline(shop_admin.ReadOnlyInline):
-    model = Payment
-    fields = ["telegram_payment_charge_id", "provider", "amount_display", "refunded_display",
-              "review_reason", "paid_at", "credited_at"]  # fmt: skip
-    readonly_fields = fields
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Payment) -> str:
-        return money.format_amount(obj.amount, obj.currency)
-
-    @admin.display(description="Refunded")
-    def refunded_display(self, obj: Payment) -> str:
-        return (
-            money.format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "—"
-        )
 
 
 @admin.register(Order)

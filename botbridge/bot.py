@@ -18,7 +18,7 @@ from telebot.apihelper import ApiHTTPException, ApiTelegramException
 
 from core import secrets
 
-__all__ = ["TelegramError", "get_bot", "mask_secrets", "send"]
+__all__ = ["TelegramError", "get_bot", "send"]
 
 # Telegram cancels a checkout that is not answered within 10 s: never wait longer than that.
 CONNECT_TIMEOUT = 3
@@ -37,7 +37,8 @@ class TelegramError(Exception):
 
     def __init__(self, code: int, description: str, *, retry_after: float | None = None):
         self.code = code
-        self.description = mask_secrets(description)
+        # Errors quote the request URL, and with it the bot token.
+        self.description = secrets.mask(description)
         self.retry_after = retry_after
         super().__init__(f"{code}: {self.description}" if code else self.description)
 
@@ -49,11 +50,6 @@ class TelegramError(Exception):
     def is_bot_blocked(self) -> bool:
         """403: the user blocked the bot or deleted their account."""
         return self.code == 403
-
-
-def mask_secrets(text: str) -> str:
-    """The text with every configured secret replaced (errors quote the request URL)."""
-    return secrets.mask(text)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from botbridge import bot, ratelimit
+from core import secrets
 from shop import outbox
 from shop import services as shop_services
 from shop.models import Message
@@ -56,7 +57,7 @@ def message_send(*, message_id: int) -> SendOutcome:
         return _after_error(message, error, attempts)
     except Exception as error:  # a bug or a bad row: stop, keep it visible
         logger.exception("Outbound message %s failed", message.pk)
-        _mark_failed(message, bot.mask_secrets(f"{type(error).__name__}: {error}"))
+        _mark_failed(message, secrets.mask(f"{type(error).__name__}: {error}"))
         return SendOutcome("failed")
     Message.objects.filter(pk=message.pk).update(
         status=Message.Status.SENT,

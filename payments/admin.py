@@ -33,6 +33,14 @@ class MoneyDisplayMixin:
         return money.format_amount(obj.amount, obj.currency)
 
 
+class PaymentMoneyMixin(MoneyDisplayMixin):
+    @admin.display(description="Refunded", ordering="refunded_amount")
+    def refunded_display(self, obj: Payment) -> str:
+        return (
+            money.format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "—"
+        )
+
+
 @admin.register(ChargeConflict)
 class ChargeConflictAdmin(StepsAdminMixin, RecordAdminMixin, MoneyDisplayMixin, admin.ModelAdmin):
     """Charge ids Telegram reported again with other figures: for finance to look into."""
@@ -117,7 +125,16 @@ def mode_badge(mode: str) -> str:
     return "—"
 
 
-class RefundInline(ReadOnlyInline):
+class PaymentInline(PaymentMoneyMixin, ReadOnlyInline):
+    """An order's payments, each linking to its page."""
+
+    model = Payment
+    fields = ["telegram_payment_charge_id", "provider", "amount_display", "refunded_display",
+              "review_reason", "paid_at", "credited_at"]  # fmt: skip
+    readonly_fields = fields
+
+
+class RefundInline(MoneyDisplayMixin, ReadOnlyInline):
     """A payment's (or an order's) refunds, each linking to its page."""
 
     model = Refund
@@ -125,21 +142,13 @@ class RefundInline(ReadOnlyInline):
               "completed_at"]  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Refund) -> str:
-        return money.format_amount(obj.amount, obj.currency)
 
-
-class DisputeInline(ReadOnlyInline):
+class DisputeInline(MoneyDisplayMixin, ReadOnlyInline):
     """A payment's (or an order's) disputes, each linking to its page."""
 
     model = Dispute
     fields = ["amount_display", "reason", "status", "evidence_due_by", "assignee"]
     readonly_fields = fields
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj: Dispute) -> str:
-        return money.format_amount(obj.amount, obj.currency)
 
 
 @admin.register(Payment)
@@ -148,7 +157,7 @@ class PaymentAdmin(
     ExportActionMixin,
     StepsAdminMixin,
     RecordAdminMixin,
-    MoneyDisplayMixin,
+    PaymentMoneyMixin,
     admin.ModelAdmin,
 ):
     export_report = "payments"

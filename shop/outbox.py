@@ -51,17 +51,19 @@ def _enqueue(messages: list[Message]) -> None:
 
 def _outbound(
     *,
-    customer: Customer,
+    customer: Customer | None,
     text: str,
+    chat_id: int | None = None,
     method: str = "sendMessage",
     params: dict[str, Any] | None = None,
     reply_markup: dict[str, Any] | None = None,
     order: Order | None = None,
     dedupe_key: str | None = None,
 ) -> Message:
-    """An unsaved outbox row with its Bot API parameters."""
+    """An unsaved outbox row with its Bot API parameters (to a customer, or to `chat_id`)."""
+    chat_id = customer.telegram_id if customer is not None else chat_id
     params = dict(params or {})
-    params["chat_id"] = customer.telegram_id
+    params["chat_id"] = chat_id
     if method == "sendMessage":
         params["text"] = text
     if reply_markup:
@@ -69,7 +71,7 @@ def _outbound(
     return Message(
         customer=customer,
         order=order,
-        chat_id=customer.telegram_id,
+        chat_id=chat_id,
         direction=Message.Direction.OUTBOUND,
         method=method,
         text=text,
@@ -104,6 +106,12 @@ def message_queue(
         order=order,
         dedupe_key=dedupe_key,
     )
+    return _save_once(message)
+
+
+def _save_once(message: Message) -> Message:
+    """Save and schedule a new row; with a dedupe key already used, the row that has it."""
+    dedupe_key = message.dedupe_key
     with transaction.atomic():
         if dedupe_key:
             existing = Message.objects.filter(dedupe_key=dedupe_key).first()
@@ -122,19 +130,7 @@ def message_queue(
 
 def staff_message_queue(*, chat_id: int, text: str, dedupe_key: str) -> Message:
     """A message to the staff chat (an alert), sent like any other, once per key."""
-    message = Message(
-        chat_id=chat_id,
-        direction=Message.Direction.OUTBOUND,
-        method="sendMessage",
-        text=text,
-        params={"chat_id": chat_id, "text": text},
-        status=Message.Status.QUEUED,
-        dedupe_key=dedupe_key,
-    )
-    with transaction.atomic():
-        message.save(force_insert=True)
-        _enqueue([message])
-    return message
+    return _save_once(_outbound(customer=None, chat_id=chat_id, text=text, dedupe_key=dedupe_key))
 
 
 def messages_queue_many(rows: list[tuple[Customer, Order | None, str, str]]) -> list[Message]:

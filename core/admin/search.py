@@ -56,7 +56,6 @@ class IndexedSearchMixin:
     """ModelAdmin: `search_lookups` replace `search_fields`' OR across joins."""
 
     search_lookups: tuple = ()
-    search_help_text_default = ""
 
     def get_search_results(self, request, queryset, search_term):
         if not search_term.strip():

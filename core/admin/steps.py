@@ -54,10 +54,6 @@ class StepsAdminMixin:
     def change_url(self, obj) -> str:
         return reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
 
-    def log_action_done(self, request, obj, message: str) -> None:
-        """A bulk action's effect on one object, in *Recent actions* like a step's."""
-        self.log_change(request, obj, message)
-
     def run_step(
         self,
         request: HttpRequest,

@@ -133,7 +133,7 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
             shop_services.customer_set_blocked(
                 customer=customer, is_blocked=True, actor=request.user
             )
-            self.log_action_done(request, customer, "Blocked")
+            self.log_change(request, customer, "Blocked")
         self.message_user(request, f"Blocked {queryset.count()} customer(s).", messages.SUCCESS)
 
     @admin.action(description="Unblock selected customers", permissions=["change"])
@@ -142,5 +142,5 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
             shop_services.customer_set_blocked(
                 customer=customer, is_blocked=False, actor=request.user
             )
-            self.log_action_done(request, customer, "Unblocked")
+            self.log_change(request, customer, "Unblocked")
         self.message_user(request, f"Unblocked {queryset.count()} customer(s).", messages.SUCCESS)

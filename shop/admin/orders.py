@@ -235,7 +235,7 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
             except IllegalTransition as error:
                 self.message_user(request, error.message, messages.ERROR)
                 continue
-            self.log_action_done(request, order, "Marked delivered")
+            self.log_change(request, order, "Marked delivered")
             done += 1
         if done:
             self.message_user(request, f"Marked {done} order(s) delivered.", messages.SUCCESS)

@@ -216,3 +216,25 @@ def get_raw_updates(*, offset: int, timeout: int) -> list[dict[str, Any]]:
 def refund_star_payment(*, user_id: int, telegram_payment_charge_id: str) -> bool:
     with _translated():
         return get_bot().refund_star_payment(user_id, telegram_payment_charge_id)
+
+
+def get_star_transactions(*, offset: int, limit: int = 100) -> list[dict[str, Any]]:
+    """getStarTransactions as Telegram's JSON: up to `limit` (1-100) transactions from `offset`
+    in Telegram's chronological list (raw, so every field Telegram adds later is kept)."""
+    get_bot()  # points apihelper at the configured server
+    with _translated():
+        result = apihelper.get_star_transactions(
+            settings.TELEGRAM_BOT_TOKEN, offset=offset, limit=limit
+        )
+    return list(result.get("transactions", []))
+
+
+def get_my_star_balance() -> dict[str, int]:
+    """getMyStarBalance: {"amount": ..., "nanostar_amount": ...} (a StarAmount)."""
+    get_bot()
+    with _translated():
+        result = apihelper.get_my_star_balance(settings.TELEGRAM_BOT_TOKEN)
+    return {
+        "amount": int(result["amount"]),
+        "nanostar_amount": int(result.get("nanostar_amount") or 0),
+    }

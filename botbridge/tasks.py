@@ -6,7 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
-from botbridge import bot, health, sending, services, stars
+from botbridge import bot, health, reconcile, sending, services, stars
 from shop import outbox
 
 # A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
@@ -86,3 +86,15 @@ def retention_purge() -> dict[str, int]:
 def webhook_check() -> int:
     """Beat, every 5 minutes: getWebhookInfo kept, errors and a growing backlog alerted."""
     return health.webhook_check().pending_update_count
+
+
+@shared_task(
+    name="botbridge.reconcile_stars",
+    autoretry_for=(bot.TelegramError,),
+    retry_backoff=60,
+    max_retries=5,
+)
+def reconcile_stars() -> str:
+    """Daily (and after Telegram answered CHARGE_ALREADY_REFUNDED): Telegram's Stars records
+    against ours; see `botbridge.reconcile`."""
+    return reconcile.stars_reconcile().summary()

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from core import money
-from payments.models import Dispute, LedgerEntry, Payment, Refund
+from payments.models import Difference, Dispute, LedgerEntry, Payment, Refund
 from payments.reports import REPORTS
 from shop.models import Order
 
@@ -21,6 +21,7 @@ STATUSES = {
     "refunds": ("Refunds", Refund.Status.choices),
     "disputes": ("Disputes", Dispute.Status.choices),
     "ledger": ("Ledger (kind)", LedgerEntry.Kind.choices),
+    "reconciliation": ("Differences", Difference.Status.choices),
 }
 REPORT_LABELS = {
     "orders": "Orders",
@@ -29,6 +30,7 @@ REPORT_LABELS = {
     "disputes": "Disputes and chargebacks",
     "ledger": "Ledger entries",
     "settlement": "Settlement (per day and currency)",
+    "reconciliation": "Reconciliation differences",
 }
 
 

@@ -23,7 +23,7 @@ from django.db.models.functions import TruncDate
 from core import money
 from core.errors import DomainError
 from payments.csvtext import Progress, copy_csv, csv_chunks, safe_text
-from payments.models import Dispute, LedgerEntry, Payment, Refund
+from payments.models import Difference, Dispute, LedgerEntry, Payment, Refund
 from shop.models import Order, PaymentMode
 
 CHUNK_ROWS = 5000
@@ -136,8 +136,11 @@ class Report:
                 raise DomainError(
                     f"The {self.name} report has no provider filter.", code="no_provider"
                 )
-            qs = qs.filter(**{self.provider_field: filters.provider})
+            qs = qs.filter(self.provider_q(filters.provider))
         return qs
+
+    def provider_q(self, provider: str) -> Q:
+        return Q(**{self.provider_field: provider})
 
     def ordered(self, qs: QuerySet) -> QuerySet:
         return qs.order_by(self.date_field, "pk").values_list(*self.paths)
@@ -303,7 +306,18 @@ class DisputesReport(Report):
         return Dispute.objects.all()
 
 
-class LedgerReport(Report):
+class _LedgerProvider:
+    """Ledger rows belong to a provider through their payment; provider items (a Stars
+    withdrawal, Telegram Ads...) have no payment and are Telegram's when in Stars."""
+
+    def provider_q(self, provider: str) -> Q:
+        q = Q(payment__provider=provider)
+        if provider == Payment.Provider.STARS:
+            q |= Q(payment__isnull=True, kind=LedgerEntry.Kind.PROVIDER, currency=money.STARS)
+        return q
+
+
+class LedgerReport(_LedgerProvider, Report):
     name = "ledger"
     status_field = "kind"
     provider_field = "payment__provider"
@@ -330,6 +344,8 @@ SETTLEMENT_KINDS = {
     "refunded": LedgerEntry.Kind.REFUND,
     "charged_back": LedgerEntry.Kind.CHARGEBACK,
     "fees": LedgerEntry.Kind.FEE,
+    # The merchant's own items at the provider (signed as its balance moved).
+    "provider_items": LedgerEntry.Kind.PROVIDER,
 }
 
 
@@ -340,7 +356,7 @@ def _settlement_header() -> list[str]:
     return [*names, "net_minor", "net"]
 
 
-class SettlementReport(Report):
+class SettlementReport(_LedgerProvider, Report):
     """Per day (in the chosen time zone) and currency, from the ledger to the minor unit."""
 
     name = "settlement"
@@ -370,9 +386,41 @@ class SettlementReport(Report):
             for key in SETTLEMENT_KINDS:
                 signed = day[f"{key}_sum"] or 0
                 net += signed  # credits are positive, money going out negative
-                shown = signed if key == "paid" else -signed
+                shown = signed if key in ("paid", "provider_items") else -signed
                 row += [day[f"{key}_count"], shown, major(shown, cur)]
             yield [*row, net, major(net, cur)]
+
+
+class ReconciliationReport(Report):
+    """The differences between the books and the providers' own records."""
+
+    name = "reconciliation"
+    date_field = "occurred_at"
+    provider_field = "provider"
+    columns = [
+        Col("difference_id", "pk", "int"),
+        Col("occurred_at", "occurred_at", "time"),
+        Col("provider", "provider", "code"),
+        Col("kind", "kind", "code"),
+        Col("status", "status", "code"),
+        Col("currency", "currency", "code"),
+        Col("ours", "our_amount", "money"),
+        Col("theirs", "their_amount", "money"),
+        Col("telegram_payment_charge_id", "payment__telegram_payment_charge_id"),
+        Col("provider_payment_charge_id", "payment__provider_payment_charge_id"),
+        Col("order_reference", "payment__order__reference"),
+        Col("star_transaction_id", "star_transaction__transaction_id"),
+        Col("statement_transaction_id", "statement_row__transaction_id"),
+        Col("refund_id", "refund_id", "int"),
+        Col("detail", "detail"),
+        Col("detected_at", "detected_at", "time"),
+        Col("resolved_at", "resolved_at", "time"),
+        Col("resolved_by", "resolved_by__username"),
+        Col("resolution", "resolution"),
+    ]
+
+    def base(self):
+        return Difference.objects.all()
 
 
 REPORTS: dict[str, Report] = {
@@ -384,6 +432,7 @@ REPORTS: dict[str, Report] = {
         DisputesReport(),
         LedgerReport(),
         SettlementReport(),
+        ReconciliationReport(),
     )
 }
 

@@ -1,10 +1,16 @@
 """Thin Celery tasks: ids in, one service call, quiet when there is nothing to do."""
 
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from payments import services
+from payments.apay import client
+from payments.services import statements
 
 # The database or the broker went away for a moment: try again with backoff (1 s, 2 s, 4 s …
 # up to 5 minutes). A payment whose task gives up is still found by payments.credit_sweep.
@@ -64,3 +70,17 @@ def exports_purge() -> int:
     from payments import exports
 
     return exports.exports_purge()
+
+
+@shared_task(name="payments.reconcile_apay")
+def reconcile_apay() -> str:
+    """Daily: A-Pay's statement of the last APAY_RECONCILE_DAYS closed days, through its
+    Reports API (when configured), imported and matched; re-importing changes nothing."""
+    if not client.reports_configured():
+        return "A-Pay's Reports API is not configured."
+    tz = ZoneInfo(settings.TIME_ZONE)
+    today = timezone.localdate(timezone=tz)
+    end = datetime.combine(today, time.min, tzinfo=tz)
+    start = end - timedelta(days=settings.APAY_RECONCILE_DAYS)
+    results = statements.statement_fetch_import(start=start, end=end)
+    return " ".join(r.summary() for r in results)

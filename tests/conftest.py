@@ -7,6 +7,7 @@ from django.test import Client
 from botbridge import services
 from botbridge.sandbox.server import FakeTelegram
 from config.celery import app
+from payments.apay.fake import FakeAPay
 from shop import services as shop_services
 from shop.models import Order
 from tests.factories import CustomerFactory, ProductFactory, UserFactory
@@ -15,6 +16,7 @@ from tests.worker import Worker, flush_broker
 TOKEN = "123456:test-token"
 SECRET = "test-webhook-secret"
 PROVIDER_TOKEN = "apay:test-provider-token"
+APAY_KEY = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +45,32 @@ def _fake_server() -> Iterator[FakeTelegram]:
     fake.serve()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def _fake_apay_server() -> Iterator[FakeAPay]:
+    fake = FakeAPay(api_key=APAY_KEY, project_id="1234567", reports_token="reports-token")
+    fake.serve()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_apay(_fake_apay_server, _fake_server, settings) -> Iterator[FakeAPay]:
+    """The local A-Pay on a real port, empty for each test, told of the local Telegram's fiat
+    payments; the back office is pointed at it."""
+    fake = _fake_apay_server
+    fake.deposits.clear()
+    fake.tasks.clear()
+    fake.calls.clear()
+    settings.APAY_API_URL = settings.APAY_REPORTS_URL = fake.url
+    settings.APAY_API_KEY = APAY_KEY
+    settings.APAY_PROJECT_ID = "1234567"
+    settings.APAY_REPORTS_TOKEN = "reports-token"
+    settings.APAY_REPORT_POLL_SECONDS = 0.01
+    _fake_server.on_fiat_payment = fake.on_telegram_payment
+    yield fake
+    _fake_server.on_fiat_payment = None
 
 
 @pytest.fixture

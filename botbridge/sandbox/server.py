@@ -132,6 +132,10 @@ class State:
     commands: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     refunded_charges: set[str] = field(default_factory=set)
+    # The bot's Stars transactions in Telegram's order (getStarTransactions), and the Stars
+    # sales by charge id, for refunds.
+    star_transactions: list[dict[str, Any]] = field(default_factory=list)
+    star_sales: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What Telegram reports in getWebhookInfo after a delivery failed.
     last_error_date: int | None = None
     last_error_message: str = ""
@@ -164,6 +168,8 @@ class FakeTelegram:
         self.httpd: ThreadingHTTPServer | None = None
         # Tests may deliver through something other than HTTP (the Django test client).
         self.transport = None
+        # Told of every payment in another currency (the local A-Pay records the deposit).
+        self.on_fiat_payment = None
 
     # --- Bot API -------------------------------------------------------------------------
 
@@ -362,8 +368,44 @@ class FakeTelegram:
             raise _bad("CHARGE_ID_INVALID")
         if charge in self.state.refunded_charges:
             raise _bad("CHARGE_ALREADY_REFUNDED")
+        sale = self.state.star_sales.get(charge)
+        if sale is not None and sale["source"]["user"]["id"] != p["user_id"]:
+            raise _bad("USER_ID_INVALID")
         self.state.refunded_charges.add(charge)
+        if sale is not None:
+            user = sale["source"]["user"]
+            self.star_transaction_add(
+                {"id": charge, "amount": sale["amount"], "receiver": {
+                    "type": "user", "transaction_type": "invoice_payment", "user": user}}
+            )  # fmt: skip
         return True
+
+    def _m_getStarTransactions(self, p):
+        limit = p.get("limit", 100)
+        if not 1 <= limit <= 100:
+            raise _bad("limit must be between 1 and 100")
+        offset = max(0, p.get("offset", 0))
+        return {"transactions": self.state.star_transactions[offset : offset + limit]}
+
+    def _m_getMyStarBalance(self, p):
+        nanos = 0
+        for tx in self.state.star_transactions:
+            moved = tx["amount"] * 1_000_000_000 + tx.get("nanostar_amount", 0)
+            nanos += moved if "source" in tx else -moved
+        whole = int(nanos / 1_000_000_000)  # toward zero, as Telegram's StarAmount
+        balance = {"amount": whole}
+        if nanos - whole * 1_000_000_000:
+            balance["nanostar_amount"] = nanos - whole * 1_000_000_000
+        return balance
+
+    def star_transaction_add(self, tx: dict[str, Any]) -> dict[str, Any]:
+        """Append a transaction to the bot's Stars history (a sale, a refund, a withdrawal...)."""
+        tx = {"date": int(time.time()), **tx}
+        with self.lock:
+            self.state.star_transactions.append(tx)
+            if (tx.get("source") or {}).get("type") == "user":
+                self.state.star_sales[tx["id"]] = tx
+        return tx
 
     def _m_setMyCommands(self, p):
         for command in p["commands"]:
@@ -573,10 +615,12 @@ class FakeTelegram:
             "invoice_payload": payload,
             "telegram_payment_charge_id": charge_id
             or f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
-            "provider_payment_charge_id": "" if stars else f"apay-{number:08d}",
+            # A-Pay's order_id: 16 lowercase hex characters.
+            "provider_payment_charge_id": "" if stars else f"{number:016x}",
         }
         if order_info:
             payment["order_info"] = order_info
+        self._money_moved(user, payment)
         message = {
             "message_id": next(self._ids),
             "from": user,
@@ -588,6 +632,35 @@ class FakeTelegram:
             self.state.chats[user["id"]].append({"from": "user", "message": message})
         update = self.new_update(message=message)
         return {"update": update, "delivery": self.deliver(update)}
+
+    def _money_moved(self, user: dict[str, Any], payment: dict[str, Any]) -> None:
+        """What Telegram (or the provider) itself records of a payment, delivered or not."""
+        charge = payment["telegram_payment_charge_id"]
+        if payment["currency"] == "XTR":
+            self.star_transaction_add(
+                {"id": charge, "amount": payment["total_amount"], "source": {
+                    "type": "user", "transaction_type": "invoice_payment", "user": user,
+                    "invoice_payload": payment["invoice_payload"]}}
+            )  # fmt: skip
+        elif self.on_fiat_payment is not None:
+            self.on_fiat_payment(user, payment)
+
+    def pay_unheard(
+        self, user: dict[str, Any], currency: str, amount: int, payload: str
+    ) -> dict[str, Any]:
+        """Money moves but the bot never hears of it (an update lost on the way)."""
+        user = self._user(user)
+        number = next(self._charges)
+        stars = currency == "XTR"
+        payment = {
+            "currency": currency,
+            "total_amount": amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
+            "provider_payment_charge_id": "" if stars else f"{number:016x}",
+        }
+        self._money_moved(user, payment)
+        return payment
 
     def _system_note(self, chat_id: int, result: dict[str, Any]) -> None:
         answer = result.get("pre_checkout") or {}
@@ -750,6 +823,9 @@ def _control(fake: FakeTelegram, action: str, params: dict[str, Any]) -> Any:
         return fake.user_press(user(), int(params["message_id"]), params["data"])
     if action == "user/pay":
         return fake.user_pay(user(), int(params["message_id"]), params.get("outcome", "success"))
+    if action == "stars/transaction":
+        tx = params.get("transaction")
+        return fake.star_transaction_add(json.loads(tx) if isinstance(tx, str) else tx)
     raise ApiError(404, "Not Found")
 
 

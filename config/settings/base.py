@@ -151,6 +151,8 @@ SECRET_SETTINGS = [
     "TELEGRAM_BOT_TOKEN",
     "TELEGRAM_PROVIDER_TOKEN",
     "TELEGRAM_WEBHOOK_SECRET",
+    "APAY_API_KEY",
+    "APAY_REPORTS_TOKEN",
 ]
 
 LOGGING = {
@@ -240,6 +242,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "botbridge.message_sweep_stale",
         "schedule": timedelta(minutes=5),
     },
+    # Reconciliation: Telegram's own Stars records, and A-Pay's statement of the last days
+    # (when its Reports API is configured), against the ledger. Differences go to finance.
+    "reconcile-stars-daily": {
+        "task": "botbridge.reconcile_stars",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    "reconcile-apay-daily": {
+        "task": "payments.reconcile_apay",
+        "schedule": crontab(hour=4, minute=30),
+    },
 }
 
 # --- Telegram ------------------------------------------------------------------------------
@@ -258,6 +270,33 @@ if TELEGRAM_SANDBOX:
     TELEGRAM_API_URL = env("TELEGRAM_API_URL", default="http://127.0.0.1:8081").rstrip("/")
     TELEGRAM_WEBHOOK_SECRET = TELEGRAM_WEBHOOK_SECRET or "sandbox-webhook-secret"
     TELEGRAM_PROVIDER_TOKEN = TELEGRAM_PROVIDER_TOKEN or "sandbox:apay-test-token"
+
+# A-Pay (Paykassma), for reconciliation. A-Pay gives each merchant its API host, apikey and
+# project id (deposit-info), and a separate Reports API host and Bearer token (statements).
+# None is needed to take payments: Telegram talks to A-Pay. The sandbox uses the local A-Pay.
+APAY_API_URL = env("APAY_API_URL", default="")
+APAY_API_KEY = env("APAY_API_KEY", default="")
+APAY_PROJECT_ID = env("APAY_PROJECT_ID", default="")
+APAY_REPORTS_URL = env("APAY_REPORTS_URL", default="")
+APAY_REPORTS_TOKEN = env("APAY_REPORTS_TOKEN", default="")
+if TELEGRAM_SANDBOX:
+    APAY_API_URL = APAY_API_URL or "http://127.0.0.1:8082"
+    APAY_API_KEY = APAY_API_KEY or "sandboxapikey0000000000000000000"
+    APAY_PROJECT_ID = APAY_PROJECT_ID or "1000001"
+    APAY_REPORTS_URL = APAY_REPORTS_URL or APAY_API_URL
+    APAY_REPORTS_TOKEN = APAY_REPORTS_TOKEN or "sandbox-reports-token"
+APAY_TIMEOUT_SECONDS = env.float("APAY_TIMEOUT_SECONDS", default=20)
+APAY_REPORT_POLL_SECONDS = env.float("APAY_REPORT_POLL_SECONDS", default=2)
+APAY_REPORT_TIMEOUT_SECONDS = env.float("APAY_REPORT_TIMEOUT_SECONDS", default=600)
+# A statement without a currency column is in this currency (an A-Pay project has one).
+APAY_STATEMENT_CURRENCY = env("APAY_STATEMENT_CURRENCY", default="")
+# A statement row with no id in common with a payment may match one of the same amount and
+# currency paid this close in time (a weaker match, for finance to confirm).
+APAY_MATCH_WINDOW_SECONDS = env.int("APAY_MATCH_WINDOW_SECONDS", default=900)
+# How many days back the daily A-Pay reconciliation asks the Reports API for.
+APAY_RECONCILE_DAYS = env.int("APAY_RECONCILE_DAYS", default=3)
+# Payments recorded this recently may not be in Telegram's list yet.
+RECONCILE_HORIZON_SECONDS = env.int("RECONCILE_HORIZON_SECONDS", default=60)
 
 # Telegram's sending limits: about 30 messages/s in all, 1/s per chat (short bursts pass).
 TELEGRAM_RATE_GLOBAL = env.int("TELEGRAM_RATE_GLOBAL", default=30)

@@ -12,6 +12,7 @@ from payments.services.crediting import (
     payment_credit_sweep,
     payments_uncredited,
 )
+from payments.services.differences import difference_resolve, differences_open_count
 from payments.services.ledger import LedgerConflict, ledger_post, purchase_reversal_post
 from payments.services.recording import charge_conflict_resolve, payment_record
 from payments.services.refunds import (
@@ -27,6 +28,8 @@ from payments.services.refunds import (
 
 __all__ = [
     "charge_conflict_resolve",
+    "difference_resolve",
+    "differences_open_count",
     "CREDIT_BATCH",
     "LedgerConflict",
     "ledger_post",

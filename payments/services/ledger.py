@@ -16,7 +16,7 @@ class LedgerConflict(DomainError):
 
 def ledger_post(
     *,
-    customer: Customer,
+    customer: Customer | None,
     kind: str,
     amount: int,
     currency: str,
@@ -58,7 +58,7 @@ def ledger_post(
         if entry is None:
             raise
     if (entry.customer_id, entry.kind, entry.amount, entry.currency) != (
-        customer.pk,
+        customer.pk if customer else None,
         kind,
         amount,
         currency,

@@ -152,6 +152,34 @@ def refund_complete(
     return refund
 
 
+def refund_await_confirmation(*, refund: Refund, note: str) -> Refund:
+    """A pending refund the provider says is done, not yet seen in its own records."""
+    with transaction.atomic():
+        locked = Refund.objects.select_for_update().get(pk=refund.pk)
+        if locked.status == Refund.Status.PENDING and locked.error != note:
+            locked.error = note
+            locked.save(update_fields=["error"])
+            _refund_event(locked, f"Refund #{locked.pk}: {note}")
+    return locked
+
+
+def refund_confirmed_by_provider(*, refund: Refund, external_reference: str) -> Refund:
+    """The provider's own records show this refund made: a pending or failed one completes.
+
+    This is how a Stars refund that Telegram answered CHARGE_ALREADY_REFUNDED is confirmed:
+    by the outgoing transaction in getStarTransactions, not by the answer alone.
+    """
+    with transaction.atomic():
+        locked = Refund.objects.select_for_update().get(pk=refund.pk)
+        if locked.status == Refund.Status.FAILED:
+            locked.status, locked.error = Refund.Status.PENDING, ""
+            locked.save(update_fields=["status", "error"])
+            _refund_event(locked, f"Refund #{locked.pk} found made at the provider")
+        if locked.status == Refund.Status.PENDING:
+            return refund_complete(refund=locked, external_reference=external_reference)
+    return locked
+
+
 def refund_record_external(
     *, telegram_payment_charge_id: str, amount: int, currency: str, raw: dict[str, Any]
 ) -> Refund | None:

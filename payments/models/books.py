@@ -263,7 +263,10 @@ class LedgerEntry(models.Model):
     """Append-only money movements per customer. Corrections are new, reversing entries.
 
     Signs are from the customer's balance: a credit is positive, a refund or chargeback is
-    negative. A customer's balance in a currency is the sum of their entries in it.
+    negative. A customer's balance in a currency is the sum of their entries in it (fees
+    aside). Provider items (a Stars withdrawal, Telegram Ads, an affiliate commission) are the
+    merchant's own money at the provider and have no customer: signed as the provider's
+    balance moved.
     """
 
     class Kind(models.TextChoices):
@@ -273,8 +276,11 @@ class LedgerEntry(models.Model):
         CHARGEBACK = "chargeback", "Chargeback"
         FEE = "fee", "Fee"
         ADJUSTMENT = "adjustment", "Adjustment"
+        PROVIDER = "provider", "Provider item (withdrawal, ads, commission)"
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="ledger_entries")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = models.BigIntegerField(help_text="Signed, in minor units.")
     currency = models.CharField(max_length=3)

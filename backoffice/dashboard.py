@@ -19,7 +19,7 @@ from botbridge import health
 from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
-from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
+from payments.models import ChargeConflict, Difference, Dispute, LedgerEntry, Payment, Refund
 from shop.models import Message, Order, PaymentMode, SupportRequest
 
 CHART_DAYS = 30
@@ -119,6 +119,9 @@ def queue_tiles(user) -> list[Tile]:
         ("payments.view_chargeconflict", "Charge ids reported twice",
          ChargeConflict.objects.filter(resolved_at__isnull=True),
          "payments/chargeconflict/?resolved_at__isempty=1", True),
+        ("payments.view_difference", "Reconciliation differences",
+         Difference.objects.filter(status=Difference.Status.OPEN),
+         "payments/difference/?status__exact=open", True),
         ("payments.view_dispute", "Disputes due within 48 h",
          Dispute.objects.filter(status__in=Dispute.OPEN_STATUSES, evidence_due_by__lte=due_by),
          "payments/dispute/?is_due_soon__exact=1", True),

@@ -31,6 +31,11 @@ _FINANCE = {
     "payments.ledgerentry": ["view"],
     "payments.chargeconflict": ["view", "change"],
     "payments.exportjob": ["view", "add", "export_reports"],
+    # Reconciliation: what Telegram and A-Pay recorded, the differences, statement imports.
+    "payments.difference": ["view", "change"],
+    "payments.startransaction": ["view"],
+    "payments.statementimport": ["view", "import_statement"],
+    "payments.statementrow": ["view"],
     # Failed updates include failed payments: finance must see them (not replay them).
     "botbridge.telegramupdate": ["view"],
 }

@@ -20,6 +20,7 @@ from core.errors import DomainError
 from payments import forms, selectors
 from payments import services as payment_services
 from payments.admin_exports import ExportActionMixin
+from payments.admin_reconciliation import apay_check_view
 from payments.evidence import evidence_pack
 from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from payments.services import disputes
@@ -185,7 +186,11 @@ class PaymentAdmin(
     inlines = [RefundInline, DisputeInline]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
-    step_views = (("refund", "refund_view"), ("dispute", "dispute_view"))
+    step_views = (("refund", "refund_view"), ("dispute", "dispute_view"),
+                  ("apay", "apay_view"))  # fmt: skip
+
+    def apay_view(self, request, object_id):
+        return apay_check_view(self, request, object_id)
 
     @admin.display(description="Provider", ordering="provider")
     def provider_short(self, obj: Payment) -> str:
@@ -225,6 +230,8 @@ class PaymentAdmin(
             steps.append({"label": "Record refund", "url": self.step_url(obj, "refund")})
         if request.user.has_perm("payments.add_dispute") and allowed["dispute"]:
             steps.append({"label": "Open dispute", "url": self.step_url(obj, "dispute")})
+        if obj.provider == Payment.Provider.APAY and obj.provider_payment_charge_id:
+            steps.append({"label": "Check at A-Pay", "url": self.step_url(obj, "apay")})
         return steps
 
     def refund_view(self, request, object_id):

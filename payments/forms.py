@@ -73,3 +73,49 @@ class ChargebackForm(DisputeStepForm):
             currency=currency, required=False, initial=0, help_text="The provider's chargeback fee."
         )
         self.order_fields(["fee", "block_customer", "notes"])
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What you found and did. Kept with the difference, with your name and the time.",
+    )
+
+
+class ConfirmForm(forms.Form):
+    """A step with nothing to type: the button is the decision."""
+
+
+class StatementUploadForm(forms.Form):
+    file = forms.FileField(
+        label="A-Pay statement (CSV)",
+        help_text="Downloaded from the A-Pay dashboard: ';'-separated UTF-8. The whole file is "
+        "checked first; if any line is wrong, nothing is imported.",
+    )
+    currency = forms.CharField(
+        max_length=3,
+        required=False,
+        help_text="Only if the file has no currency column (an A-Pay project has one currency).",
+    )
+
+    def clean_currency(self):
+        code = (self.cleaned_data.get("currency") or "").strip().upper()
+        if code and not money.is_known_currency(code):
+            raise forms.ValidationError(f"{code} is not in Telegram's currency table.")
+        return code
+
+
+class StatementFetchForm(forms.Form):
+    since = forms.DateField(
+        help_text="First day, inclusive.", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        help_text="Last day, inclusive. Longer than 31 days is fetched as several reports.",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["until"] < data["since"]:
+            raise forms.ValidationError("The last day is before the first.")
+        return data

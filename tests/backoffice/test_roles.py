@@ -10,7 +10,14 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from payments import services as payment_services
-from payments.models import ChargeConflict, ExportJob
+from payments.models import (
+    ChargeConflict,
+    Difference,
+    ExportJob,
+    StarTransaction,
+    StatementImport,
+    StatementRow,
+)
 from payments.services import disputes
 from shop import services as shop_services
 from shop.models import Message, Order, SupportRequest
@@ -54,6 +61,7 @@ PAGES = [
     ("/admin/payments/payment/{payment}/change/", {F, M}),
     ("/admin/payments/payment/{payment}/refund/", {F, M}),
     ("/admin/payments/payment/{payment}/dispute/", {F, M}),
+    ("/admin/payments/payment/{payment}/apay/", {F, M}),
     ("/admin/payments/refund/", {F, M}),
     ("/admin/payments/refund/{refund}/change/", {F, M}),
     ("/admin/payments/refund/{refund}/confirm/", {F, M}),
@@ -74,6 +82,19 @@ PAGES = [
     ("/admin/payments/exportjob/add/", {F, M}),
     ("/admin/payments/exportjob/{exportjob}/change/", {F, M}),
     ("/admin/payments/exportjob/{exportjob}/download/", {F, M}),
+    ("/admin/payments/difference/", {F, M}),
+    ("/admin/payments/difference/reconciliation/", {F, M}),
+    ("/admin/payments/difference/reconciliation/?provider=apay", {F, M}),
+    ("/admin/payments/difference/{difference}/change/", {F, M}),
+    ("/admin/payments/difference/{difference}/resolve/", {F, M}),
+    ("/admin/payments/difference/{difference}/record/", {F, M}),
+    ("/admin/payments/difference/{weakdifference}/confirm/", {F, M}),
+    ("/admin/payments/startransaction/", {F, M}),
+    ("/admin/payments/startransaction/{startransaction}/change/", {F, M}),
+    ("/admin/payments/statementimport/", {F, M}),
+    ("/admin/payments/statementimport/{statementimport}/change/", {F, M}),
+    ("/admin/payments/statementrow/", {F, M}),
+    ("/admin/payments/statementrow/{statementrow}/change/", {F, M}),
     ("/admin/backoffice/backup/", {M}),
     ("/admin/2fa/", EVERYONE),
     ("/admin/axes/accessattempt/", {M}),
@@ -110,6 +131,25 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         amount=1, currency="USD",
     )  # fmt: skip
     job = ExportJob.objects.create(report="payments", status=ExportJob.Status.DONE)
+    now = timezone.now()
+    tx = StarTransaction.objects.create(
+        transaction_id="stars-lost-1", direction="in", position=0, amount=250, date=now,
+        partner_type="user", kind="sale", user_id=customer.telegram_id,
+    )  # fmt: skip
+    statement = StatementImport.objects.create(provider="apay", source="upload", sha256="0" * 64)
+    row = StatementRow.objects.create(
+        transaction_id="900000001", order_id="00000000000000aa", amount=1000,
+        amount_after_commission=970, fee=30, currency="USD", status="Success", created_at=now,
+        payment=shipped, match="weak", statement=statement,
+    )  # fmt: skip
+    missing = Difference.objects.create(
+        key="stars:missing_here:stars-lost-1", provider="stars", kind="missing_here",
+        occurred_at=now, currency="XTR", their_amount=250, star_transaction=tx,
+    )  # fmt: skip
+    weak = Difference.objects.create(
+        key="apay:weak_match:900000001", provider="apay", kind="weak_match", occurred_at=now,
+        currency="USD", our_amount=1000, their_amount=1000, statement_row=row, payment=shipped,
+    )  # fmt: skip
     job.file.save("roles.csv", ContentFile(b"a,b\r\n"))
     shipped.order.refresh_from_db()
     assert shipped.order.status == Order.Status.AWAITING_SHIPMENT
@@ -127,6 +167,11 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         "exportjob": job.pk,
         "chargeconflict": conflict.pk,
         "invoiced": invoiced.pk,
+        "difference": missing.pk,
+        "weakdifference": weak.pk,
+        "startransaction": tx.pk,
+        "statementimport": statement.pk,
+        "statementrow": row.pk,
     }
 
 

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SANDBOX_PORT ?= 8081
 
-.PHONY: chromium pgclient run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report bench-admin clean
+.PHONY: chromium pgclient run test install lint format migrate demo sandbox worker beat dispatcher bench-webhook bench-worker bench-report bench-admin bench-reconcile clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -73,6 +73,9 @@ bench-worker: install
 
 bench-admin: install
 	$(BIN)/python bench/admin_bench.py --runs 5
+
+bench-reconcile: install
+	$(BIN)/python bench/reconcile_bench.py --runs 3
 
 bench-report: install
 	$(BIN)/python bench/report_bench.py

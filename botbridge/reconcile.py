@@ -13,9 +13,12 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from botbridge import bot
+from core.errors import DomainError
+from payments.bulk import table_analyze
 from payments.models import StarBalanceSnapshot, StarTransaction
 from payments.services import stars_reconciliation as stars
 from payments.services.differences import SyncResult
@@ -24,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 PAGE = 100  # the Bot API's maximum per call
 STORE_EVERY = 1000  # transactions handed to the database at once
+ANALYZE_AFTER = 1000  # new transactions that make the planner's statistics stale
+LOCK_SECONDS = 3600  # a run that died frees the lock after this
 
 
 @dataclass
@@ -96,13 +101,31 @@ def _window(since: date | None, until: date | None, tz: ZoneInfo) -> tuple[datet
     return start, end
 
 
+LOCK_KEY = "botbridge:reconcile-stars"
+
+
 def stars_reconcile(*, since: date | None = None, until: date | None = None) -> StarsRun:
-    """Read, store, match, snapshot the balance, then find the differences in the window."""
+    """Read, store, match, snapshot the balance, then find the differences in the window.
+
+    One run at a time (the nightly one and a "read now" may meet): a second waits its turn by
+    being refused with DomainError; what the first stores is what the second would have.
+    """
+    if not cache.add(LOCK_KEY, 1, timeout=LOCK_SECONDS):
+        raise DomainError("A Stars reconciliation is already running.", code="running")
+    try:
+        return _stars_reconcile(since, until)
+    finally:
+        cache.delete(LOCK_KEY)
+
+
+def _stars_reconcile(since: date | None, until: date | None) -> StarsRun:
     run = StarsRun()
     horizon = timezone.now() - timedelta(seconds=settings.RECONCILE_HORIZON_SECONDS)
     offset, more = _resume_offset(run)
     if more:
         _fetch(run, offset)
+    if run.new >= ANALYZE_AFTER:
+        table_analyze(StarTransaction)
     run.snapshot = stars.balance_snapshot_record(**bot.get_my_star_balance())
     run.matched = stars.stars_match()
     tz = ZoneInfo(settings.TIME_ZONE)

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from botbridge import bot, health, reconcile, sending, services, stars
+from core.errors import DomainError
 from shop import outbox
 
 # A short wait for a sending slot is slept off in the task (the `telegram` queue's processes
@@ -97,4 +98,7 @@ def webhook_check() -> int:
 def reconcile_stars() -> str:
     """Daily (and after Telegram answered CHARGE_ALREADY_REFUNDED): Telegram's Stars records
     against ours; see `botbridge.reconcile`."""
-    return reconcile.stars_reconcile().summary()
+    try:
+        return reconcile.stars_reconcile().summary()
+    except DomainError as error:  # another run is at it
+        return error.message

@@ -20,7 +20,7 @@ from core.errors import DomainError
 from payments import forms, selectors
 from payments import services as payment_services
 from payments.admin_exports import ExportActionMixin
-from payments.admin_reconciliation import apay_check_view
+from payments.admin_reconciliation import DifferenceInline, StatementRowInline, apay_check_view
 from payments.evidence import evidence_pack
 from payments.models import ChargeConflict, Dispute, LedgerEntry, Payment, Refund
 from payments.services import disputes
@@ -183,7 +183,7 @@ class PaymentAdmin(
                        "order", "customer", "amount_display", "refunded_display",
                        "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
     fields = readonly_fields
-    inlines = [RefundInline, DisputeInline]
+    inlines = [RefundInline, DisputeInline, StatementRowInline, DifferenceInline]
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"),

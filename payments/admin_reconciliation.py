@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core import money
-from core.admin.mixins import ReadOnlyAdminMixin, RecordAdminMixin, folded_json
+from core.admin.mixins import ReadOnlyAdminMixin, ReadOnlyInline, RecordAdminMixin, folded_json
 from core.admin.steps import StepsAdminMixin
 from core.errors import DomainError
 from payments import forms
@@ -238,6 +238,7 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": "Reconciliation",
             "opts": self.model._meta,
+            "time_zone": settings.TIME_ZONE,
             "provider": provider,
             "providers": Payment.Provider.choices,
             "month": month,
@@ -388,6 +389,33 @@ class StatementRowAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="A-Pay's fee", ordering="fee")
     def fee_display(self, obj: StatementRow) -> str:
+        return money.format_amount(obj.fee, obj.currency)
+
+
+class DifferenceInline(ReadOnlyInline):
+    """On a payment's page: what reconciliation found about it."""
+
+    model = Difference
+    fk_name = "payment"
+    fields = ["kind", "status", "occurred_at", "detail", "resolution"]
+    readonly_fields = fields
+    verbose_name_plural = "reconciliation differences"
+
+
+class StatementRowInline(ReadOnlyInline):
+    """On a payment's page: A-Pay's own record of it, from its statements."""
+
+    model = StatementRow
+    fields = ["transaction_id", "status", "amount_display", "fee_display", "match", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "A-Pay's statement"
+
+    @admin.display(description="Amount")
+    def amount_display(self, obj):
+        return money.format_amount(obj.amount, obj.currency)
+
+    @admin.display(description="A-Pay's fee")
+    def fee_display(self, obj):
         return money.format_amount(obj.fee, obj.currency)
 
 

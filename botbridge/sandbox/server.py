@@ -364,7 +364,7 @@ class FakeTelegram:
 
     def _m_refundStarPayment(self, p):
         charge = p["telegram_payment_charge_id"]
-        if not charge.startswith("stars-"):
+        if not charge.startswith("stars-") and charge not in self.state.star_sales:
             raise _bad("CHARGE_ID_INVALID")
         if charge in self.state.refunded_charges:
             raise _bad("CHARGE_ALREADY_REFUNDED")

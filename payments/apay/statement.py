@@ -12,7 +12,7 @@ import it in batches (`statement_batches`), so memory stays flat for a million r
 
 import csv
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -196,8 +196,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def statement_check(path: Path, *, currency: str = "", allow_empty: bool = False) -> StatementCheck:
-    """Read the whole file; StatementInvalid naming the lines if anything is wrong."""
+def statement_check(
+    path: Path,
+    *,
+    currency: str = "",
+    allow_empty: bool = False,
+    on_row: Callable[[StatementRowData], None] | None = None,
+) -> StatementCheck:
+    """Read the whole file; StatementInvalid naming the lines if anything is wrong.
+
+    `on_row`, if given, is handed each row while no line was wrong so far (the bulk import
+    stages them in the same pass; a refusal then discards what was staged).
+    """
     check = StatementCheck(sha256=file_sha256(path))
     for line, row in _rows(path, currency):
         if isinstance(row, str):
@@ -206,6 +216,8 @@ def statement_check(path: Path, *, currency: str = "", allow_empty: bool = False
                 check.errors.append(f"Line {line}: {row}.")
             continue
         check.rows += 1
+        if on_row is not None and not check.error_count:
+            on_row(row)
         if check.first is None or row.created_at < check.first:
             check.first = row.created_at
         if check.last is None or row.created_at > check.last:

@@ -7,7 +7,7 @@ difference finance closed stays closed. Closing by hand needs a note; the admin 
 it to the audit log with who and when.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,23 +56,26 @@ def differences_sync(
     result = SyncResult()
     keys: set[str] = set()
     with transaction.atomic():
-        for item in found:
-            keys.add(item.key)
-            result.found += 1
-            existing = Difference.objects.filter(key=item.key).first()
-            if existing is None:
-                Difference.objects.create(
-                    provider=provider,
-                    **{f: getattr(item, f) for f in Found.__dataclass_fields__},
-                )
-                result.new += 1
-                continue
-            changes = {
-                f: getattr(item, f) for f in _FIGURES if getattr(existing, f) != getattr(item, f)
-            }
-            if existing.is_open and changes:
-                Difference.objects.filter(pk=existing.pk).update(**changes)
-                result.updated += 1
+        for batch in _batches(found, 1000):
+            existing = {d.key: d for d in Difference.objects.filter(key__in=[f.key for f in batch])}
+            new = []
+            for item in batch:
+                keys.add(item.key)
+                result.found += 1
+                known = existing.get(item.key)
+                if known is None:
+                    fields = {f: getattr(item, f) for f in Found.__dataclass_fields__}
+                    new.append(Difference(provider=provider, **fields))
+                    continue
+                changes = {
+                    f: getattr(item, f) for f in _FIGURES if getattr(known, f) != getattr(item, f)
+                }
+                if known.is_open and changes:
+                    Difference.objects.filter(pk=known.pk).update(**changes)
+                    result.updated += 1
+            # Two runs at once store each key once.
+            Difference.objects.bulk_create(new, ignore_conflicts=True)
+            result.new += len(new)
         gone = Difference.objects.filter(
             provider=provider,
             kind__in=list(kinds),
@@ -86,6 +89,17 @@ def differences_sync(
             resolution=f"No longer found by the reconciliation of {timezone.now():%Y-%m-%d %H:%M} UTC.",
         )
     return result
+
+
+def _batches(items: Iterable[Found], size: int) -> Iterator[list[Found]]:
+    batch: list[Found] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def difference_resolve(

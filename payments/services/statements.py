@@ -15,14 +15,22 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from core.errors import DomainError
 from payments.apay import client
-from payments.apay.statement import StatementRowData, statement_batches, statement_check
+from payments.apay.statement import (
+    StatementCheck,
+    StatementRowData,
+    file_sha256,
+    statement_batches,
+    statement_check,
+)
+from payments.bulk import table_analyze
 from payments.models import Difference, LedgerEntry, Payment, StatementImport, StatementRow
+from payments.services import statement_bulk
 from payments.services.differences import Found, SyncResult, differences_sync
 from shop.models import PaymentMode
 
@@ -79,35 +87,58 @@ def statement_import(
     changed since). `period` is what was asked of the Reports API; a file's own rows say it
     otherwise.
     """
-    check = statement_check(path, currency=currency, allow_empty=period is not None)
-    start, end = period or (check.first, check.last + timedelta(microseconds=1))
-    earlier = StatementImport.objects.filter(
-        provider=APAY, sha256=check.sha256, period_start=start, period_end=end
-    ).first()
+    sha256 = file_sha256(path)
+    same_period = {"period_start": period[0], "period_end": period[1]} if period else {}
+    earlier = StatementImport.objects.filter(provider=APAY, sha256=sha256, **same_period).first()
     if earlier is not None:
         return ImportResult(statement=earlier, already=True)
-    with transaction.atomic():
-        imported = StatementImport.objects.create(
-            provider=APAY,
-            source=source,
-            filename=filename[:255],
-            sha256=check.sha256,
-            rows_total=check.rows,
-            period_start=start,
-            period_end=end,
-            imported_by=user,
-        )
-        for batch in statement_batches(path, currency=currency):
-            new, changed = _upsert(batch, imported)
-            imported.rows_new += new
-            imported.rows_changed += changed
-        imported.save(update_fields=["rows_new", "rows_changed"])
-        result = ImportResult(statement=imported)
-        result.matched, result.weak = statement_match(start=start, end=end)
-        result.fees = fees_post(start=start, end=end)
-        result.differences = apay_differences(start=start, end=end)
+
+    def create_import(check: StatementCheck) -> StatementImport:
+        start, end = period or (check.first, check.last + timedelta(microseconds=1))
+        return StatementImport.objects.create(
+            provider=APAY, source=source, filename=filename[:255], sha256=check.sha256,
+            rows_total=check.rows, period_start=start, period_end=end, imported_by=user,
+        )  # fmt: skip
+
+    try:
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                imported, matched, fees = statement_bulk.take_in(
+                    path=path, currency=currency, allow_empty=period is not None,
+                    create_import=create_import,
+                )  # fmt: skip
+            else:
+                imported, matched, fees = _take_in_batches(
+                    path, currency, period is not None, create_import
+                )
+            if imported.rows_new + imported.rows_changed >= 1000:
+                table_analyze(StatementRow)
+            result = ImportResult(statement=imported, matched=matched, fees=fees)
+            start, end = imported.period_start, imported.period_end
+            by_id, result.weak = statement_match(start=start, end=end)
+            result.matched += by_id
+            result.fees += fees_post(start=start, end=end)
+            result.differences = apay_differences(start=start, end=end)
+    except IntegrityError:
+        raise DomainError(
+            "Another import of the same rows ran at the same time; nothing was imported from "
+            "this one. Import it again: what the other one took in is recognised.",
+            code="import_race",
+        ) from None
     logger.info("A-Pay statement #%s: %s", imported.pk, result.summary())
     return result
+
+
+def _take_in_batches(path, currency, allow_empty, create_import):
+    """Other databases than PostgreSQL (the embedded SQLite): check, then batch by batch."""
+    check = statement_check(path, currency=currency, allow_empty=allow_empty)
+    imported = create_import(check)
+    for batch in statement_batches(path, currency=currency):
+        new, changed = _upsert(batch, imported)
+        imported.rows_new += new
+        imported.rows_changed += changed
+    imported.save(update_fields=["rows_new", "rows_changed"])
+    return imported, 0, 0
 
 
 def _upsert(batch: list[StatementRowData], imported: StatementImport) -> tuple[int, int]:

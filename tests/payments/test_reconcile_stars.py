@@ -360,3 +360,46 @@ def test_resolving_needs_a_note_and_keeps_who_and_when(fake_telegram, db, financ
 def test_the_command_prints_what_it_did(fake_telegram, db, capsys):
     call_command("reconcile_stars", "--since", "2026-01-01")
     assert "Read 0 transactions" in capsys.readouterr().out
+
+
+def test_one_run_at_a_time(fake_telegram, db):
+    from django.core.cache import cache
+
+    from botbridge import reconcile
+
+    cache.add(reconcile.LOCK_KEY, 1)
+    with pytest.raises(Exception, match="already running"):
+        stars_reconcile()
+    cache.delete(reconcile.LOCK_KEY)
+    assert stars_reconcile().read == 0
+
+
+def test_the_local_telegram_answers_as_the_bot_api_says(fake_telegram, db):
+    from botbridge.sandbox.server import ApiError
+
+    with pytest.raises(ApiError, match="between 1 and 100"):
+        fake_telegram.call(fake_telegram.state.token, "getStarTransactions", {"limit": 101})
+    with pytest.raises(ApiError, match="unknown parameter|not expected|unexpected"):
+        fake_telegram.call(fake_telegram.state.token, "getMyStarBalance", {"user_id": 1})
+    assert fake_telegram.call(fake_telegram.state.token, "getMyStarBalance", {}) == {"amount": 0}
+
+
+def test_the_sandbox_starts_from_the_books_so_a_fresh_run_reconciles_cleanly(
+    fake_telegram, fake_apay, db, committed
+):
+    from botbridge.management.commands.run_telegram_sandbox import _seed_from_books
+    from payments.services import statements
+
+    customer = CustomerFactory()
+    stars = committed(paid_order, customer, ProductFactory(price=300, currency="XTR"))
+    committed(paid_order, customer, ProductFactory(price=1250, currency="USD"))
+    refund = payment_services.refund_request(payment=stars, amount=300, reason="other")
+    payment_services.refund_complete(refund=refund, external_reference="x")
+
+    assert "2 Stars transactions and 1 A-Pay deposits" in _seed_from_books(fake_telegram, fake_apay)
+
+    stars_reconcile()
+    statements.statement_fetch_import(
+        start=timezone.now() - timedelta(days=1), end=timezone.now() + timedelta(minutes=1)
+    )
+    assert open_kinds() == []

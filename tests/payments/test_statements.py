@@ -16,6 +16,18 @@ from tests.factories import CustomerFactory, ProductFactory, paid_order
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True, params=["bulk", "batches"])
+def import_path(request, monkeypatch):
+    """Each test on both paths: PostgreSQL's one-pass COPY and upsert, and the batches the
+    embedded SQLite uses (taken here by making the import believe it is not on PostgreSQL)."""
+    if request.param == "batches":
+        from django.db import connection
+
+        monkeypatch.setattr(connection, "vendor", "sqlite")
+    return request.param
+
+
 HEADER = ("transaction_id;order_id;custom_transaction_id;custom_user_id;amount;"
           "amount_after_commision;currency;status;created_at;updated_at;activated_at")  # fmt: skip
 

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from botbridge import bot
 from botbridge.reconcile import stars_reconcile
+from core.errors import DomainError
 
 
 def _day(text: str | None) -> date | None:
@@ -36,4 +37,6 @@ class Command(BaseCommand):
             run = stars_reconcile(since=since_day, until=until_day)
         except bot.TelegramError as error:
             raise CommandError(f"Telegram: {error}") from None
+        except DomainError as error:
+            raise CommandError(error.message) from None
         self.stdout.write(run.summary())

@@ -46,7 +46,7 @@ class StarsRun:
         balance = ""
         if self.snapshot is not None:
             state = "adds up" if self.snapshot.adds_up else "does NOT add up"
-            balance = f" Balance {self.snapshot.amount} ⭐ {state}."
+            balance = f" Balance {stars.stars_text(self.snapshot.reported_nanos)} {state}."
         return (
             f"Read {self.read} transactions in {self.pages} calls, {self.new} new."
             f" Differences: {diff.found} found, {diff.new} new, {diff.closed} closed.{balance}"

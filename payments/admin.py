@@ -189,6 +189,12 @@ class PaymentAdmin(
     step_views = (("refund", "refund_view"), ("dispute", "dispute_view"),
                   ("apay", "apay_view"))  # fmt: skip
 
+    def get_inlines(self, request, obj):
+        inlines = super().get_inlines(request, obj)
+        if obj is not None and obj.provider != Payment.Provider.APAY:
+            return [i for i in inlines if i is not StatementRowInline]
+        return inlines
+
     def apay_view(self, request, object_id):
         return apay_check_view(self, request, object_id)
 

@@ -3,7 +3,7 @@ steps, what Telegram and A-Pay recorded, statement uploads, and "Check at A-Pay"
 
 import calendar
 import tempfile
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -72,6 +72,9 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
     step_views = (("resolve", "resolve_view"), ("record", "record_view"),
                   ("confirm", "confirm_view"))  # fmt: skip
 
+    def has_change_permission(self, request, obj=None):
+        return False  # the steps below are the only way to change one
+
     @admin.display(description="Provider", ordering="provider")
     def provider_short(self, obj: Difference) -> str:
         return "Stars" if obj.provider == Payment.Provider.STARS else "A-Pay"
@@ -118,8 +121,14 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
         )
         return [page, *super().get_urls()]
 
+    change_list_template = "admin/payments/difference/change_list.html"
+
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "title": "Reconciliation differences"}
+        extra_context = {
+            **(extra_context or {}),
+            "title": "Reconciliation differences",
+            "reconciliation_url": reverse("admin:payments_difference_reconciliation"),
+        }
         return super().changelist_view(request, extra_context)
 
     def steps_for(self, request, obj: Difference):
@@ -166,6 +175,13 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
             payment = stars_reconciliation.star_payment_record(
                 star_transaction=tx, actor=request.user
             )
+            if payment.needs_review:
+                return (
+                    f"Recorded as payment {payment}, held for review: "
+                    f"{payment.get_review_reason_display()}. Nothing is credited until it is "
+                    "sorted out.",
+                    payment,
+                )
             return f"Recorded as payment {payment}; it is credited once, as any payment.", payment
 
         return self.run_step(
@@ -258,7 +274,10 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
         }
         if provider == Payment.Provider.STARS:
             context["statement"] = stars_reconciliation.stars_statement(start=start, end=end)
-            context["snapshot"] = StarBalanceSnapshot.objects.first()
+            snapshot = StarBalanceSnapshot.objects.first()
+            context["snapshot"] = snapshot
+            if snapshot is not None:
+                context["snapshot_text"] = stars_reconciliation.stars_text(snapshot.reported_nanos)
         return TemplateResponse(request, "admin/payments/reconciliation.html", context)
 
     def _page_action(self, request, tz: ZoneInfo):
@@ -419,6 +438,19 @@ class StatementRowInline(ReadOnlyInline):
         return money.format_amount(obj.fee, obj.currency)
 
 
+def _utc(value: datetime) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _utc_text(text: str) -> str:
+    """A-Pay's ISO 8601 time as ours reads; anything else as A-Pay gave it."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return text or "—"
+    return _utc(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
 def apay_check_view(model_admin, request, object_id):
     """ "Check at A-Pay" on a payment: A-Pay's deposit-info beside our record."""
     if not request.user.has_perm("payments.view_payment"):
@@ -439,7 +471,7 @@ def apay_check_view(model_admin, request, object_id):
              info.status == StatementRow.SUCCESS),
             ("Amount", ours_amount, theirs_amount,
              (info.amount, info.currency) == (payment.amount, payment.currency)),
-            ("Time", f"{payment.paid_at:%Y-%m-%d %H:%M:%S} UTC", info.created_at, True),
+            ("Time", _utc(payment.paid_at), _utc_text(info.created_at), True),
             ("Payment system", "Telegram Payments", info.payment_system or "—", True),
         ]  # fmt: skip
     context = {

@@ -62,6 +62,7 @@ class StarTransaction(models.Model):
 
     class Meta:
         ordering = ["position"]
+        verbose_name = "Stars transaction"
         constraints = [
             # A refund shares its payment's id: the direction tells them apart.
             models.UniqueConstraint(
@@ -75,7 +76,7 @@ class StarTransaction(models.Model):
 
     def __str__(self) -> str:
         sign = "+" if self.direction == self.Direction.IN else "−"
-        return f"{sign}{self.amount} ⭐ {self.get_kind_display()} ({self.transaction_id})"
+        return f"{sign}{self.amount} XTR, {self.get_kind_display().lower()} ({self.transaction_id})"
 
     @property
     def signed_nanos(self) -> int:
@@ -101,7 +102,7 @@ class StarBalanceSnapshot(models.Model):
         ordering = ["-taken_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.amount} ⭐ at {self.taken_at:%Y-%m-%d %H:%M}"
+        return f"{self.amount} XTR at {self.taken_at:%Y-%m-%d %H:%M}"
 
     @property
     def reported_nanos(self) -> int:
@@ -185,6 +186,7 @@ class StatementRow(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        verbose_name = "A-Pay statement row"
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "transaction_id"], name="payments_statementrow_once"
@@ -253,6 +255,7 @@ class Difference(models.Model):
 
     class Meta:
         ordering = ["-occurred_at", "-id"]
+        verbose_name = "reconciliation difference"
         indexes = [
             models.Index(
                 fields=["provider", "occurred_at"],

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum
@@ -270,7 +271,12 @@ def stars_differences(*, start: datetime, end: datetime, horizon: datetime) -> S
                 occurred_at=tx.date,
                 currency=STARS,
                 their_amount=tx.amount,
-                detail=f"Paid by Telegram user {tx.user_id} (payload {tx.invoice_payload or '—'}).",
+                detail=f"Paid by Telegram user {tx.user_id}; "
+                + (
+                    f"invoice payload {tx.invoice_payload}."
+                    if tx.invoice_payload
+                    else "no invoice payload."
+                ),  # fmt: skip
                 star_transaction_id=tx.pk,
             )
         )
@@ -409,11 +415,11 @@ def balance_difference_sync(snapshot: StarBalanceSnapshot) -> SyncResult:
 
 
 def stars_text(nanos: int) -> str:
-    """Nanostars as people read them: '1,250 ⭐' or '-3.5 ⭐'."""
+    """Nanostars as people read them, like every amount here: '1,250 XTR', '-3.5 XTR'."""
     sign = "-" if nanos < 0 else ""
     whole, frac = divmod(abs(nanos), NANOS)
     tail = f".{frac:09d}".rstrip("0") if frac else ""
-    return f"{sign}{whole:,}{tail} ⭐"
+    return f"{sign}{whole:,}{tail} XTR"
 
 
 def star_payment_record(
@@ -451,13 +457,16 @@ def star_payment_record(
             currency=STARS,
             raw={"invoice_payload": tx.invoice_payload, "star_transaction": tx.raw,
                  "recorded_by_staff": True},
-            mode=(order.payment_mode if order else "") or PaymentMode.LIVE,
+            # Stars have no test mode; the local sandbox's are its own.
+            mode=(order.payment_mode if order else "")
+            or (PaymentMode.SANDBOX if settings.TELEGRAM_SANDBOX else PaymentMode.LIVE),
         )  # fmt: skip
         StarTransaction.objects.filter(pk=tx.pk).update(payment=payment)
         Difference.objects.filter(
             key=f"stars:missing_here:{tx.transaction_id}", status=Difference.Status.OPEN
         ).update(
             status=Difference.Status.RESOLVED,
+            payment=payment,
             resolved_at=timezone.now(),
             resolved_by=actor,
             resolution=f"Recorded as payment #{payment.pk} from Telegram's transaction.",

@@ -63,6 +63,11 @@ class ImportResult:
                 "nothing changed."
             )
         diff = self.differences or SyncResult()
+        if not s.rows_total:
+            return (
+                f"A-Pay recorded no deposits from {s.period_start:%Y-%m-%d} to "
+                f"{s.period_end:%Y-%m-%d}. Differences: {diff.found} found."
+            )
         return (
             f"{s.rows_total} rows: {s.rows_new} new, {s.rows_changed} changed, "
             f"{s.rows_unchanged} already known. Matched {self.matched} by id, {self.weak} by "

@@ -13,12 +13,11 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from botbridge import bot
 from core.errors import DomainError
-from payments.bulk import table_analyze
+from payments.bulk import exclusive, table_analyze
 from payments.models import StarBalanceSnapshot, StarTransaction
 from payments.services import stars_reconciliation as stars
 from payments.services.differences import SyncResult
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 PAGE = 100  # the Bot API's maximum per call
 STORE_EVERY = 1000  # transactions handed to the database at once
 ANALYZE_AFTER = 1000  # new transactions that make the planner's statistics stale
-LOCK_SECONDS = 3600  # a run that died frees the lock after this
 
 
 @dataclass
@@ -101,7 +99,7 @@ def _window(since: date | None, until: date | None, tz: ZoneInfo) -> tuple[datet
     return start, end
 
 
-LOCK_KEY = "botbridge:reconcile-stars"
+LOCK_NAME = "botbridge:reconcile-stars"
 
 
 def stars_reconcile(*, since: date | None = None, until: date | None = None) -> StarsRun:
@@ -110,12 +108,10 @@ def stars_reconcile(*, since: date | None = None, until: date | None = None) -> 
     One run at a time (the nightly one and a "read now" may meet): a second waits its turn by
     being refused with DomainError; what the first stores is what the second would have.
     """
-    if not cache.add(LOCK_KEY, 1, timeout=LOCK_SECONDS):
-        raise DomainError("A Stars reconciliation is already running.", code="running")
-    try:
+    with exclusive(LOCK_NAME) as got:
+        if not got:
+            raise DomainError("A Stars reconciliation is already running.", code="running")
         return _stars_reconcile(since, until)
-    finally:
-        cache.delete(LOCK_KEY)
 
 
 def _stars_reconcile(since: date | None, until: date | None) -> StarsRun:

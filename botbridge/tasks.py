@@ -91,6 +91,9 @@ def webhook_check() -> int:
 
 @shared_task(
     name="botbridge.reconcile_stars",
+    # A bot's first run reads its whole history: 100,000 transactions take ~20 s.
+    time_limit=1800,
+    soft_time_limit=1700,
     autoretry_for=(bot.TelegramError,),
     retry_backoff=60,
     max_retries=5,

@@ -72,7 +72,7 @@ def exports_purge() -> int:
     return exports.exports_purge()
 
 
-@shared_task(name="payments.reconcile_apay")
+@shared_task(name="payments.reconcile_apay", time_limit=1800, soft_time_limit=1700)
 def reconcile_apay() -> str:
     """Daily: A-Pay's statement of the last APAY_RECONCILE_DAYS closed days, through its
     Reports API (when configured), imported and matched; re-importing changes nothing."""

@@ -316,7 +316,7 @@ def stars_differences(*, start: datetime, end: datetime, horizon: datetime) -> S
                 payment_id=payment.pk,
             )
         )
-    found += _refund_differences(start=start, end=min(end, horizon))
+    found += _refund_differences(start=start, end=end, horizon=horizon)
     for tx in StarTransaction.objects.filter(window, kind=Kind.CHARGEBACK):
         found.append(
             Found(
@@ -335,7 +335,7 @@ def stars_differences(*, start: datetime, end: datetime, horizon: datetime) -> S
     )
 
 
-def _refund_differences(*, start: datetime, end: datetime) -> list[Found]:
+def _refund_differences(*, start: datetime, end: datetime, horizon: datetime) -> list[Found]:
     found = []
     external = Refund.objects.filter(
         currency=STARS, source=Refund.Source.TELEGRAM, created_at__gte=start, created_at__lt=end
@@ -357,11 +357,15 @@ def _refund_differences(*, start: datetime, end: datetime) -> list[Found]:
     made = StarTransaction.objects.filter(
         kind=Kind.REFUND, transaction_id=OuterRef("payment__telegram_payment_charge_id")
     )
-    # Ours, done (or held as done by Telegram's answer) an hour ago, and not in the list.
+    # Ours, done before Telegram's list was read (pending ones: for an hour), not in it.
     ours = (
         Refund.objects.filter(currency=STARS, source=Refund.Source.STAFF)
         .filter(
-            Q(status=Refund.Status.COMPLETED, completed_at__gte=start, completed_at__lt=end)
+            Q(
+                status=Refund.Status.COMPLETED,
+                completed_at__gte=start,
+                completed_at__lt=min(end, horizon),
+            )
             | Q(
                 status=Refund.Status.PENDING,
                 created_at__gte=start,

@@ -362,15 +362,23 @@ def test_the_command_prints_what_it_did(fake_telegram, db, capsys):
     assert "Read 0 transactions" in capsys.readouterr().out
 
 
-def test_one_run_at_a_time(fake_telegram, db):
-    from django.core.cache import cache
+def test_one_run_at_a_time_across_processes(fake_telegram, db):
+    """The lock is PostgreSQL's: another connection (another worker) holding it stops a run."""
+    import psycopg
+    from django.db import connection
 
     from botbridge import reconcile
+    from payments import bulk
 
-    cache.add(reconcile.LOCK_KEY, 1)
-    with pytest.raises(Exception, match="already running"):
-        stars_reconcile()
-    cache.delete(reconcile.LOCK_KEY)
+    key_sql = "SELECT pg_advisory_lock(%s)"
+    name = reconcile.LOCK_NAME
+    key = int.from_bytes(bulk.hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    params = connection.get_connection_params()
+    dsn = {k: v for k, v in params.items() if k in ("host", "port", "user", "dbname", "password")}
+    with psycopg.connect(**dsn) as other:
+        other.execute(key_sql, [key])
+        with pytest.raises(Exception, match="already running"):
+            stars_reconcile()
     assert stars_reconcile().read == 0
 
 

@@ -290,3 +290,26 @@ def test_report_windows_are_at_most_31_days():
     start = datetime(2026, 1, 1, tzinfo=UTC)
     windows = client.report_windows(start, start + timedelta(days=70))
     assert [(b - a).days for a, b in windows] == [31, 31, 8]
+
+
+def test_apays_fees_show_in_the_settlement_which_still_equals_the_ledger(
+    tmp_path, db, django_capture_on_commit_callbacks
+):
+    from django.db.models import Sum
+
+    from payments.reports import Filters, SettlementReport, report_rows
+
+    customer, product = CustomerFactory(), ProductFactory(price=1250, currency="USD")
+    with django_capture_on_commit_callbacks(execute=True):
+        payments = [paid_order(customer, product) for _ in range(2)]
+    rows = [line(f"t{p.pk}", p.provider_payment_charge_id, "12.50", "12.13") for p in payments]
+    do_import(write(tmp_path, rows))
+
+    today = timezone.localdate()
+    (row,) = report_rows("settlement", Filters(since=today, until=today, currency="USD"))
+    by_name = dict(zip(SettlementReport.header, row, strict=True))
+    assert (by_name["paid_minor"], by_name["fees_minor"], by_name["fees"]) == (2500, 74, "0.74")
+    ledger = LedgerEntry.objects.filter(
+        currency="USD", kind__in=["credit", "refund", "chargeback", "fee", "provider"]
+    ).aggregate(t=Sum("amount"))["t"]
+    assert by_name["net_minor"] == ledger == 2500 - 74

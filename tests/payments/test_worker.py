@@ -144,3 +144,35 @@ def test_payments_whose_credit_task_was_lost_or_failed_are_all_credited_by_the_s
     credited_exactly_once(90)
     sent = Counter(int(c["params"]["chat_id"]) for c in fake_telegram.calls("sendMessage"))
     assert sum(sent.values()) == 90
+
+
+def test_workers_reconcile_stars_once_however_many_runs_meet(real_broker, fake_telegram):
+    """Four runs queued at once on two workers: one runs at a time, everything is stored and
+    booked once (the external refund, its ledger entries, the differences)."""
+    from botbridge import bot
+    from botbridge import tasks as bot_tasks
+    from payments.models import Difference, Refund, StarTransaction
+
+    customer = CustomerFactory()
+    fake_telegram._user({"id": customer.telegram_id})
+    product = ProductFactory(price=250, currency="XTR", kind="topup")
+    payments = [paid_order(customer, product, charge=f"stars-w-{i}") for i in range(3)]
+    for payment in payments:
+        fake_telegram.star_transaction_add(
+            {"id": payment.telegram_payment_charge_id, "amount": 250, "source": {
+                "type": "user", "transaction_type": "invoice_payment",
+                "user": {"id": customer.telegram_id}}}
+        )  # fmt: skip
+    bot.refund_star_payment(user_id=customer.telegram_id, telegram_payment_charge_id="stars-w-0")
+    for _ in range(4):
+        bot_tasks.reconcile_stars.delay()
+    real_broker(concurrency=2)
+    real_broker(concurrency=2)
+
+    wait_until(lambda: Refund.objects.filter(source="telegram").exists(), timeout=60)
+    wait_until(lambda: not Payment.objects.filter(credited_at__isnull=True).exists(), timeout=60)
+    time.sleep(2)  # the other runs finish (or are refused) too
+    assert StarTransaction.objects.count() == 4
+    assert Refund.objects.count() == 1
+    assert LedgerEntry.objects.filter(kind="refund").count() == 1
+    assert list(Difference.objects.values_list("kind", flat=True)) == ["external_refund"]

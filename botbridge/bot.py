@@ -108,6 +108,14 @@ def _send(bot: telebot.TeleBot, method: str, params: dict[str, Any]) -> types.Me
     markup_json = json.dumps(markup) if markup else None
     if method == "sendMessage":
         return bot.send_message(params["chat_id"], params["text"], reply_markup=markup_json)
+    if method == "deleteMessage":
+        try:
+            bot.delete_message(params["chat_id"], params["message_id"])
+        except ApiTelegramException as error:
+            # Already gone (the customer deleted it, or a retry after it went): done.
+            if "message to delete not found" not in str(error.description):
+                raise
+        return None
     if method == "sendInvoice":
         currency = params["currency"]
         prices = [types.LabeledPrice(p["label"], p["amount"]) for p in params["prices"]]

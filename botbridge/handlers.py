@@ -277,6 +277,11 @@ def _cmd_paysupport(customer: Customer, argument: str) -> None:
     _say(customer, "paysupport")
 
 
+def _cmd_stop_reminders(customer: Customer, argument: str) -> None:
+    shop_services.customer_reminders_off(customer=customer)
+    _say(customer, "reminders_off")
+
+
 def _cmd_help(customer: Customer, argument: str) -> None:
     _say(customer, "help")
 
@@ -289,6 +294,7 @@ COMMANDS = {
     "terms": _cmd_terms,
     "support": _cmd_support,
     "paysupport": _cmd_paysupport,
+    "stop_reminders": _cmd_stop_reminders,
     "help": _cmd_help,
 }
 
@@ -302,6 +308,7 @@ COMMAND_DESCRIPTIONS = {
         ("terms", "Terms of sale"),
         ("support", "Ask support"),
         ("paysupport", "Help with a payment"),
+        ("stop_reminders", "No reminders about unpaid orders"),
         ("help", "What I can do"),
     ],
     "ru": [
@@ -312,6 +319,7 @@ COMMAND_DESCRIPTIONS = {
         ("terms", "Условия продажи"),
         ("support", "Написать в поддержку"),
         ("paysupport", "Помощь с оплатой"),
+        ("stop_reminders", "Не напоминать о неоплаченных"),
         ("help", "Что я умею"),
     ],
 }

@@ -61,7 +61,7 @@ def message_send(*, message_id: int) -> SendOutcome:
         return SendOutcome("failed")
     Message.objects.filter(pk=message.pk).update(
         status=Message.Status.SENT,
-        telegram_message_id=sent.message_id,
+        telegram_message_id=getattr(sent, "message_id", None),  # deleteMessage has none
         sent_at=timezone.now(),
         error="",
         next_attempt_at=None,

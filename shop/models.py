@@ -164,6 +164,11 @@ class Customer(models.Model):
     )
     # Set by a bare /support: the customer's next message becomes their request.
     support_prompted_at = models.DateTimeField(null=True, blank=True)
+    reminders_off_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Asked for no reminders about unpaid orders (/stop_reminders).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -270,6 +275,9 @@ class Order(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     invoiced_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the one reminder about this unpaid invoice went."
+    )
     fulfilled_at = models.DateTimeField(null=True, blank=True)
     payment_mode = models.CharField(
         max_length=8, choices=PaymentMode.choices, blank=True,

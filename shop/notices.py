@@ -17,7 +17,7 @@ from shop.payload import payload_sign
 from shop.texts import refund_reason, text
 
 
-def invoice_queue(*, order: Order) -> Message:
+def invoice_queue(*, order: Order, dedupe_key: str | None = None) -> Message:
     """Queue the Telegram invoice for an order (prices in minor units, one line per item).
 
     The provider token is added when it is sent: it is a secret and is never stored.
@@ -58,7 +58,7 @@ def invoice_queue(*, order: Order) -> Message:
         text=f"Invoice {order.reference}: {order.total_display}",
         params=params,
         order=order,
-        dedupe_key=f"invoice:{order.pk}",
+        dedupe_key=dedupe_key or f"invoice:{order.pk}",
     )
 
 

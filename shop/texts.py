@@ -11,7 +11,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "help": (
             "/catalog — browse and buy\n/orders — your recent orders\n/balance — your balance\n"
             "/terms — terms of sale and refunds\n/support <question> — write to our team\n"
-            "/start — start over"
+            "/stop_reminders — no reminders about unpaid orders\n/start — start over"
         ),
         "catalog_header": "Catalog, page {page} of {pages}:",
         "catalog_empty": "Nothing is on sale right now. Please come back later.",
@@ -68,6 +68,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "err_invoice_invalid": "This invoice is not valid. Please request a new one from /catalog.",
         "err_not_your_order": "This invoice was issued to another customer. Please get your own from /catalog.",
         "err_order_closed": "This order can no longer be paid. Please start a new one from /catalog.",
+        "err_expired": "This invoice has expired, so it can no longer be paid. Please order again from /catalog.",
+        "invoice_reminder": (
+            "Your order {reference} ({total}) is still waiting for payment. Here is a fresh "
+            "invoice; it can be paid until {expires}.\n/stop_reminders — no more reminders."
+        ),
+        "reminders_off": "Done: no more reminders about unpaid orders.",
         "err_already_paid": "This order is already paid.",
         "err_amount": "The price has changed. Please request a new invoice from /catalog.",
         "err_inactive": "Sorry, this product is no longer on sale.",
@@ -83,7 +89,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "help": (
             "/catalog — каталог и покупки\n/orders — последние заказы\n/balance — ваш баланс\n"
             "/terms — условия продажи и возврата\n/support <вопрос> — написать нам\n"
-            "/start — начать сначала"
+            "/stop_reminders — не напоминать о неоплаченных заказах\n/start — начать сначала"
         ),
         "catalog_header": "Каталог, страница {page} из {pages}:",
         "catalog_empty": "Сейчас ничего нет в продаже. Загляните позже.",
@@ -137,6 +143,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "err_invoice_invalid": "Этот счёт недействителен. Запросите новый в /catalog.",
         "err_not_your_order": "Этот счёт выставлен другому покупателю. Запросите свой в /catalog.",
         "err_order_closed": "Этот заказ уже нельзя оплатить. Оформите новый в /catalog.",
+        "err_expired": "Срок этого счёта истёк, оплатить его уже нельзя. Оформите заказ заново в /catalog.",
+        "invoice_reminder": (
+            "Ваш заказ {reference} ({total}) ещё ждёт оплаты. Вот новый счёт; его можно оплатить "
+            "до {expires}.\n/stop_reminders — больше не напоминать."
+        ),
+        "reminders_off": "Готово: больше не буду напоминать о неоплаченных заказах.",
         "err_already_paid": "Этот заказ уже оплачен.",
         "err_amount": "Цена изменилась. Запросите новый счёт в /catalog.",
         "err_inactive": "Извините, этот товар больше не продаётся.",

@@ -380,6 +380,14 @@ class FakeTelegram:
             )  # fmt: skip
         return True
 
+    def _m_deleteMessage(self, p):
+        chat = self.state.chats.get(int(p["chat_id"]), [])
+        for entry in chat:
+            if entry["from"] == "bot" and entry["message"].get("message_id") == p["message_id"]:
+                chat.remove(entry)
+                return True
+        raise _bad("message to delete not found")
+
     def _m_getStarTransactions(self, p):
         limit = p.get("limit", 100)
         if not 1 <= limit <= 100:

@@ -200,6 +200,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.order_expire_stale",
         "schedule": timedelta(minutes=15),
     },
+    "invoices-remind": {
+        "task": "shop.invoices_remind",
+        "schedule": timedelta(minutes=10),
+    },
     # Safety net only: `manage.py run_update_dispatcher` wakes lanes within a fraction of a
     # second; this wakes them within a minute if the dispatcher is not running.
     "updates-dispatch": {
@@ -342,6 +346,13 @@ SHOP_TERMS_VERSION = env("SHOP_TERMS_VERSION", default="2026-11-01")
 PAYMENTS_CREDIT_GRACE = timedelta(seconds=env.int("PAYMENTS_CREDIT_GRACE_SECONDS", default=60))
 # An invoice not paid within this time expires and its reserved stock is released.
 SHOP_INVOICE_TTL = timedelta(hours=env.int("SHOP_INVOICE_TTL_HOURS", default=24))
+# One reminder (with a fresh invoice) this long after an invoice went unpaid; never in the
+# quiet hours ("21-9": from 21:00 to 09:00) of the shop's time zone.
+SHOP_INVOICE_REMINDER_DELAY = timedelta(
+    minutes=env.int("SHOP_INVOICE_REMINDER_DELAY_MINUTES", default=120)
+)
+SHOP_TIME_ZONE = env("SHOP_TIME_ZONE", default=TIME_ZONE)
+SHOP_QUIET_HOURS = tuple(int(h) for h in env("SHOP_QUIET_HOURS", default="21-9").split("-"))
 FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # Backup storage: a local directory unless BACKUP_STORAGE_BACKEND names another backend

@@ -29,6 +29,7 @@ from shop.services.orders import (
     order_transition,
     order_transition_many,
 )
+from shop.services.reminders import customer_reminders_off, invoices_remind
 from shop.services.stock import (
     CheckoutLine,
     order_checkout,
@@ -39,6 +40,8 @@ from shop.services.stock import (
 from shop.services.support import support_request_answer, support_request_create
 
 __all__ = [
+    "customer_reminders_off",
+    "invoices_remind",
     "CheckoutLine",
     "customer_accept_terms",
     "customer_event_add",

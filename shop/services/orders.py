@@ -11,9 +11,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import DomainError, IllegalTransition, NotAvailable
-from shop import notices
+from shop import notices, outbox
 from shop.models import (
     Customer,
+    Message,
     Order,
     OrderEvent,
     OrderItem,
@@ -236,6 +237,7 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None = None, note: s
         message=(note or "Order cancelled")[:255],
     )
     order_release_stock(order=locked)
+    invoice_retract(order=locked)
     order.stock_reserved = locked.stock_reserved
     return locked
 
@@ -330,5 +332,29 @@ def order_expire_stale(*, older_than: timedelta, now: datetime | None = None) ->
                 continue
             order_release_stock(order=order)
             order_transition(order=order, to_status=Order.Status.EXPIRED, message="Invoice expired")
+            invoice_retract(order=order)
             expired += 1
     return expired
+
+
+def invoice_retract(*, order: Order) -> int:
+    """Delete the order's invoice messages from the chat (each once); an invoice still waiting
+    to be sent is never sent."""
+    invoices = Message.objects.filter(
+        order=order, method="sendInvoice", direction=Message.Direction.OUTBOUND
+    )
+    invoices.filter(status=Message.Status.QUEUED).update(
+        status=Message.Status.FAILED, error="Not sent: the order stopped awaiting payment first."
+    )
+    retracted = 0
+    for message in invoices.filter(status=Message.Status.SENT, telegram_message_id__isnull=False):
+        outbox.message_queue(
+            customer=order.customer,
+            method="deleteMessage",
+            params={"message_id": message.telegram_message_id},
+            text=f"Invoice {order.reference} withdrawn from the chat",
+            order=order,
+            dedupe_key=f"invoice-retract:{message.pk}",
+        )
+        retracted += 1
+    return retracted

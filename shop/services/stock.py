@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -110,6 +111,7 @@ class CheckoutLine(NamedTuple):
     product_id: int
     quantity: int
     stock: int | None
+    created_at: Any
 
 
 def order_checkout(
@@ -142,6 +144,11 @@ def _checkout_refusal(
         return "blocked"
     if order.paid_at is not None:
         return "already_paid"
+    if order.status == Order.Status.EXPIRED or (
+        order.status == Order.Status.INVOICED
+        and order.created_at <= timezone.now() - settings.SHOP_INVOICE_TTL
+    ):
+        return "expired"  # stale: the expiry sweep may not have run yet
     if order.status != Order.Status.INVOICED:
         return "order_closed"
     if (currency, total_amount) != (order.currency, order.total_amount):

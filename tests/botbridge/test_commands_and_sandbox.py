@@ -49,6 +49,7 @@ def test_delete_webhook_and_sync_commands(fake_telegram):
         "terms",
         "support",
         "paysupport",
+        "stop_reminders",
         "help",
     ]
     assert fake_telegram.state.commands["ru"][1]["description"] == "Каталог и покупки"

@@ -9,7 +9,7 @@ the way it did (if not, it reads everything again: rows already stored are kept 
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -19,6 +19,7 @@ from botbridge import bot
 from core.errors import DomainError
 from payments.bulk import exclusive, table_analyze
 from payments.models import StarBalanceSnapshot, StarTransaction
+from payments.reports import days_window
 from payments.services import stars_reconciliation as stars
 from payments.services.differences import SyncResult
 
@@ -93,10 +94,7 @@ def _window(since: date | None, until: date | None, tz: ZoneInfo) -> tuple[datet
     if since is None:
         first = StarTransaction.objects.order_by("date").values_list("date", flat=True).first()
         since = timezone.localtime(first, tz).date() if first else timezone.localdate()
-    until = until or timezone.localdate(timezone=tz)
-    start = datetime.combine(since, time.min, tzinfo=tz)
-    end = datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz)
-    return start, end
+    return days_window(since, until or timezone.localdate(timezone=tz), tz)
 
 
 LOCK_NAME = "botbridge:reconcile-stars"

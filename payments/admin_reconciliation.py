@@ -3,7 +3,7 @@ steps, what Telegram and A-Pay recorded, statement uploads, and "Check at A-Pay"
 
 import calendar
 import tempfile
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from payments.models import (
     StatementRow,
 )
 from payments.reconciliation import reconciliation_days
+from payments.reports import days_window
 from payments.services import stars_reconciliation, statements
 from shop import publish
 
@@ -234,9 +235,8 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
             provider = Payment.Provider.STARS
         month = _month(request.GET.get("month"))
         tz = ZoneInfo(settings.TIME_ZONE)
-        start = datetime.combine(month, time.min, tzinfo=tz)
         last = month.replace(day=calendar.monthrange(month.year, month.month)[1])
-        end = datetime.combine(last + timedelta(days=1), time.min, tzinfo=tz)
+        start, end = days_window(month, last, tz)
         here = reverse("admin:payments_difference_reconciliation")
         back = f"{here}?provider={provider}&month={month:%Y-%m}"
         upload, fetch = forms.StatementUploadForm(), forms.StatementFetchForm(
@@ -298,11 +298,10 @@ class DifferenceAdmin(StepsAdminMixin, RecordAdminMixin, admin.ModelAdmin):
                 fetch = forms.StatementFetchForm(request.POST)
                 if fetch.is_valid():
                     data = fetch.cleaned_data
+                    start, end = days_window(data["since"], data["until"], tz)
                     results = statements.statement_fetch_import(
-                        start=datetime.combine(data["since"], time.min, tzinfo=tz),
-                        end=datetime.combine(
-                            data["until"] + timedelta(days=1), time.min, tzinfo=tz
-                        ),
+                        start=start,
+                        end=end,
                         user=request.user,
                     )
                     for result in results:
@@ -387,8 +386,18 @@ class StatementImportAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 
+class StatementMoneyMixin:
+    @admin.display(description="Amount", ordering="amount")
+    def amount_display(self, obj: StatementRow) -> str:
+        return money.format_amount(obj.amount, obj.currency)
+
+    @admin.display(description="A-Pay's fee", ordering="fee")
+    def fee_display(self, obj: StatementRow) -> str:
+        return money.format_amount(obj.fee, obj.currency)
+
+
 @admin.register(StatementRow)
-class StatementRowAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StatementRowAdmin(StatementMoneyMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """A-Pay's own record of each deposit, from its statements."""
 
     list_display = ["created_at", "transaction_id", "order_id", "amount_display", "fee_display",
@@ -402,14 +411,6 @@ class StatementRowAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
               "activated_at", "payment", "match", "fee_posted", "statement"]  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="Amount", ordering="amount")
-    def amount_display(self, obj: StatementRow) -> str:
-        return money.format_amount(obj.amount, obj.currency)
-
-    @admin.display(description="A-Pay's fee", ordering="fee")
-    def fee_display(self, obj: StatementRow) -> str:
-        return money.format_amount(obj.fee, obj.currency)
-
 
 class DifferenceInline(ReadOnlyInline):
     """On a payment's page: what reconciliation found about it."""
@@ -421,21 +422,13 @@ class DifferenceInline(ReadOnlyInline):
     verbose_name_plural = "reconciliation differences"
 
 
-class StatementRowInline(ReadOnlyInline):
+class StatementRowInline(StatementMoneyMixin, ReadOnlyInline):
     """On a payment's page: A-Pay's own record of it, from its statements."""
 
     model = StatementRow
     fields = ["transaction_id", "status", "amount_display", "fee_display", "match", "created_at"]
     readonly_fields = fields
     verbose_name_plural = "A-Pay's statement"
-
-    @admin.display(description="Amount")
-    def amount_display(self, obj):
-        return money.format_amount(obj.amount, obj.currency)
-
-    @admin.display(description="A-Pay's fee")
-    def fee_display(self, obj):
-        return money.format_amount(obj.fee, obj.currency)
 
 
 def _utc(value: datetime) -> str:

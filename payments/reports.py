@@ -29,6 +29,14 @@ from shop.models import Order, PaymentMode
 CHUNK_ROWS = 5000
 
 
+def days_window(since: date, until: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """The days from `since` to `until`, inclusive, in `tz`: [first midnight, midnight after)."""
+    return (
+        datetime.combine(since, time.min, tzinfo=tz),
+        datetime.combine(until + timedelta(days=1), time.min, tzinfo=tz),
+    )
+
+
 @dataclass(frozen=True)
 class Filters:
     since: date
@@ -50,12 +58,12 @@ class Filters:
 
     @property
     def start(self) -> datetime:
-        return datetime.combine(self.since, time.min, tzinfo=self.tz)
+        return days_window(self.since, self.until, self.tz)[0]
 
     @property
     def end(self) -> datetime:
         """Midnight after the last day: the range is [start, end)."""
-        return datetime.combine(self.until + timedelta(days=1), time.min, tzinfo=self.tz)
+        return days_window(self.since, self.until, self.tz)[1]
 
 
 def utc(value: datetime | None) -> str:

@@ -1,6 +1,6 @@
 """Thin Celery tasks: ids in, one service call, quiet when there is nothing to do."""
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from celery import shared_task
@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from payments import services
 from payments.apay import client
+from payments.reports import days_window
 from payments.services import statements
 
 # The database or the broker went away for a moment: try again with backoff (1 s, 2 s, 4 s …
@@ -79,8 +80,8 @@ def reconcile_apay() -> str:
     if not client.reports_configured():
         return "A-Pay's Reports API is not configured."
     tz = ZoneInfo(settings.TIME_ZONE)
-    today = timezone.localdate(timezone=tz)
-    end = datetime.combine(today, time.min, tzinfo=tz)
-    start = end - timedelta(days=settings.APAY_RECONCILE_DAYS)
+    yesterday = timezone.localdate(timezone=tz) - timedelta(days=1)
+    start, end = days_window(yesterday - timedelta(days=settings.APAY_RECONCILE_DAYS - 1),
+                             yesterday, tz)  # fmt: skip
     results = statements.statement_fetch_import(start=start, end=end)
     return " ".join(r.summary() for r in results)

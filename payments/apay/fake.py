@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from core import money
+from payments.reports import major
 
 COLUMNS = ["transaction_id", "order_id", "custom_transaction_id", "custom_user_id", "amount",
            "amount_after_commision", "currency", "status", "created_at", "updated_at",
@@ -34,10 +35,6 @@ class Deposit:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     fee: int = 0
     custom_user_id: str = ""
-
-    def major(self, amount: int) -> str:
-        exp = money.exponent(self.currency)
-        return str(Decimal(amount).scaleb(-exp)) if exp else str(amount)
 
 
 class FakeAPay:
@@ -84,7 +81,7 @@ class FakeAPay:
                 continue
             when = d.created_at.isoformat()
             writer.writerow([d.transaction_id, d.order_id, "", d.custom_user_id,
-                             d.major(d.amount), d.major(d.amount - d.fee), d.currency, d.status,
+                             major(d.amount, d.currency), major(d.amount - d.fee, d.currency), d.currency, d.status,
                              when, when, when])  # fmt: skip
         return out.getvalue()
 
@@ -114,11 +111,12 @@ class FakeAPay:
         if deposit is None:
             return 404, {"success": False, "message": "Deposit not found", "code": 404}
         exp = money.exponent(deposit.currency)
+        # A JSON number in major units, as A-Pay sends it (6008.39).
         return 200, {
             "success": True,
             "status": deposit.status,
             "order_id": deposit.order_id,
-            "amount": float(Decimal(deposit.amount).scaleb(-exp)) if exp else deposit.amount,
+            "amount": float(major(deposit.amount, deposit.currency)) if exp else deposit.amount,
             "currency": deposit.currency,
             "payment_system": "telegram",
             "custom_transaction_id": "",

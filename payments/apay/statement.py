@@ -202,13 +202,14 @@ def statement_check(
     currency: str = "",
     allow_empty: bool = False,
     on_row: Callable[[StatementRowData], None] | None = None,
+    sha256: str = "",
 ) -> StatementCheck:
     """Read the whole file; StatementInvalid naming the lines if anything is wrong.
 
     `on_row`, if given, is handed each row while no line was wrong so far (the bulk import
     stages them in the same pass; a refusal then discards what was staged).
     """
-    check = StatementCheck(sha256=file_sha256(path))
+    check = StatementCheck(sha256=sha256 or file_sha256(path))
     for line, row in _rows(path, currency):
         if isinstance(row, str):
             check.error_count += 1

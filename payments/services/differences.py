@@ -121,5 +121,19 @@ def difference_resolve(
     return locked
 
 
+def difference_close(
+    *, key: str, resolution: str, actor: AbstractBaseUser | None = None, **links
+) -> int:
+    """Close the open difference under `key` because something settled it (a payment recorded
+    from it, a match confirmed): with why, who, and what it now points at."""
+    return Difference.objects.filter(key=key, status=Difference.Status.OPEN).update(
+        status=Difference.Status.RESOLVED,
+        resolved_at=timezone.now(),
+        resolved_by=actor,
+        resolution=resolution,
+        **links,
+    )
+
+
 def differences_open_count() -> int:
     return Difference.objects.filter(status=Difference.Status.OPEN).count()

@@ -36,7 +36,7 @@ from payments.models import (
 )
 from payments.models.reconciliation import NANOS
 from payments.services import recording, refunds
-from payments.services.differences import Found, SyncResult, differences_sync
+from payments.services.differences import Found, SyncResult, difference_close, differences_sync
 from payments.services.ledger import ledger_post, purchase_reversal_post
 from shop import services as shop_services
 from shop.models import Order, PaymentMode
@@ -466,14 +466,11 @@ def star_payment_record(
             or (PaymentMode.SANDBOX if settings.TELEGRAM_SANDBOX else PaymentMode.LIVE),
         )  # fmt: skip
         StarTransaction.objects.filter(pk=tx.pk).update(payment=payment)
-        Difference.objects.filter(
-            key=f"stars:missing_here:{tx.transaction_id}", status=Difference.Status.OPEN
-        ).update(
-            status=Difference.Status.RESOLVED,
-            payment=payment,
-            resolved_at=timezone.now(),
-            resolved_by=actor,
+        difference_close(
+            key=f"stars:missing_here:{tx.transaction_id}",
             resolution=f"Recorded as payment #{payment.pk} from Telegram's transaction.",
+            actor=actor,
+            payment=payment,
         )
     return payment
 

@@ -93,6 +93,7 @@ def take_in(
     path: Path,
     currency: str,
     allow_empty: bool,
+    sha256: str,
     create_import: Callable[[StatementCheck], StatementImport],
 ) -> tuple[StatementImport, int, int]:
     """Inside the caller's transaction: (the import, rows matched, fees posted)."""
@@ -106,7 +107,9 @@ def take_in(
             def stage(row: StatementRowData) -> None:
                 copy.write_row((next(seq), *row))
 
-            check = statement_check(path, currency=currency, allow_empty=allow_empty, on_row=stage)
+            check = statement_check(
+                path, currency=currency, allow_empty=allow_empty, on_row=stage, sha256=sha256
+            )
         imported = create_import(check)
         cursor.execute(
             _sql(_UPSERT),

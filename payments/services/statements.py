@@ -31,7 +31,7 @@ from payments.apay.statement import (
 from payments.bulk import table_analyze
 from payments.models import Difference, LedgerEntry, Payment, StatementImport, StatementRow
 from payments.services import statement_bulk
-from payments.services.differences import Found, SyncResult, differences_sync
+from payments.services.differences import Found, SyncResult, difference_close, differences_sync
 from shop.models import PaymentMode
 
 logger = logging.getLogger(__name__)
@@ -109,12 +109,15 @@ def statement_import(
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 imported, matched, fees = statement_bulk.take_in(
-                    path=path, currency=currency, allow_empty=period is not None,
+                    path=path,
+                    currency=currency,
+                    allow_empty=period is not None,
+                    sha256=sha256,
                     create_import=create_import,
                 )  # fmt: skip
             else:
                 imported, matched, fees = _take_in_batches(
-                    path, currency, period is not None, create_import
+                    path, currency, period is not None, sha256, create_import
                 )
             if imported.rows_new + imported.rows_changed >= 1000:
                 table_analyze(StatementRow)
@@ -134,9 +137,9 @@ def statement_import(
     return result
 
 
-def _take_in_batches(path, currency, allow_empty, create_import):
+def _take_in_batches(path, currency, allow_empty, sha256, create_import):
     """Other databases than PostgreSQL (the embedded SQLite): check, then batch by batch."""
-    check = statement_check(path, currency=currency, allow_empty=allow_empty)
+    check = statement_check(path, currency=currency, allow_empty=allow_empty, sha256=sha256)
     imported = create_import(check)
     for batch in statement_batches(path, currency=currency):
         new, changed = _upsert(batch, imported)
@@ -334,14 +337,10 @@ def statement_match_confirm(
         row.save(update_fields=["match"])
         end = row.created_at + timedelta(microseconds=1)
         fees_post(start=row.created_at, end=end)
-        Difference.objects.filter(
+        difference_close(
             key=f"apay:{Difference.Kind.WEAK_MATCH}:{row.transaction_id}",
-            status=Difference.Status.OPEN,
-        ).update(  # fmt: skip
-            status=Difference.Status.RESOLVED,
-            resolved_at=timezone.now(),
-            resolved_by=actor,
             resolution="Match confirmed.",
+            actor=actor,
         )
     return row
 

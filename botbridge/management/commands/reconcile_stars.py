@@ -1,21 +1,11 @@
 """python manage.py reconcile_stars [--since YYYY-MM-DD] [--until YYYY-MM-DD]"""
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 
 from botbridge import bot
 from botbridge.reconcile import stars_reconcile
+from core.cli import day
 from core.errors import DomainError
-
-
-def _day(text: str | None) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date (YYYY-MM-DD).") from None
 
 
 class Command(BaseCommand):
@@ -30,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--until", help="Last day checked, inclusive (YYYY-MM-DD).")
 
     def handle(self, *args, since, until, **options):
-        since_day, until_day = _day(since), _day(until)
+        since_day, until_day = since and day(since), until and day(until)
         if since_day and until_day and until_day < since_day:
             raise CommandError("--until is before --since.")
         try:

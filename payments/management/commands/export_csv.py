@@ -2,21 +2,14 @@
 
 import os
 import sys
-from datetime import date
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import day
 from core.errors import DomainError
 from payments.reports import REPORTS, Filters, report_csv
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date (YYYY-MM-DD).") from None
 
 
 class Command(BaseCommand):
@@ -46,8 +39,8 @@ class Command(BaseCommand):
             raise CommandError(f"Unknown time zone {tz!r}.") from None
         try:
             filters = Filters(
-                since=_day(since),
-                until=_day(until),
+                since=day(since),
+                until=day(until),
                 tz=zone,
                 currency=currency.upper(),
                 status=status,

@@ -1,23 +1,17 @@
 """python manage.py import_provider_statement apay FILE [--currency CUR]
 python manage.py import_provider_statement apay --fetch --since YYYY-MM-DD --until YYYY-MM-DD"""
 
-from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.cli import day
 from core.errors import DomainError
 from payments.models import StatementImport
+from payments.reports import days_window
 from payments.services import statements
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a date (YYYY-MM-DD).") from None
 
 
 class Command(BaseCommand):
@@ -46,9 +40,7 @@ class Command(BaseCommand):
             if fetch:
                 if file or not since or not until:
                     raise CommandError("--fetch takes --since and --until, and no file.")
-                tz = ZoneInfo(settings.TIME_ZONE)
-                start = datetime.combine(_day(since), time.min, tzinfo=tz)
-                end = datetime.combine(_day(until) + timedelta(days=1), time.min, tzinfo=tz)
+                start, end = days_window(day(since), day(until), ZoneInfo(settings.TIME_ZONE))
                 results = statements.statement_fetch_import(start=start, end=end)
             else:
                 if not file:

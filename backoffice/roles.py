@@ -18,6 +18,10 @@ _SUPPORT = {
     "shop.message": ["view", "change"],
     "shop.customerevent": ["view"],
     "botbridge.telegramupdate": ["view"],
+    # A customer asking to stop paying: support cancel the renewal (through Telegram).
+    "shop.subscription": ["view", "change"],
+    "shop.subscriptionevent": ["view"],
+    "shop.promocode": ["view"],
 }
 _FINANCE = {
     "shop.customer": ["view"],
@@ -36,6 +40,11 @@ _FINANCE = {
     "payments.startransaction": ["view"],
     "payments.statementimport": ["view", "import_statement"],
     "payments.statementrow": ["view"],
+    # What promotions and subscriptions brought in (and cost).
+    "shop.promocode": ["view"],
+    "shop.promoredemption": ["view"],
+    "shop.subscription": ["view"],
+    "shop.subscriptionevent": ["view"],
     # Failed updates include failed payments: finance must see them (not replay them).
     "botbridge.telegramupdate": ["view"],
 }
@@ -51,6 +60,7 @@ _MANAGER_EXTRA = {
     "shop.product": ["view", "add", "change", "delete"],
     "shop.digitalitem": ["view", "add", "change", "delete"],
     "shop.productoption": ["view", "add", "change", "delete"],
+    "shop.promocode": ["view", "add", "change", "delete"],
 }
 
 

@@ -108,6 +108,16 @@ def _send(bot: telebot.TeleBot, method: str, params: dict[str, Any]) -> types.Me
     markup_json = json.dumps(markup) if markup else None
     if method == "sendMessage":
         return bot.send_message(params["chat_id"], params["text"], reply_markup=markup_json)
+    if method == "editMessageText":
+        try:
+            return bot.edit_message_text(
+                params["text"], params["chat_id"], params["message_id"], reply_markup=markup_json
+            )
+        except ApiTelegramException as error:
+            # The same text and buttons again (a double press): nothing to change.
+            if "message is not modified" not in str(error.description):
+                raise
+        return None
     if method == "deleteMessage":
         try:
             bot.delete_message(params["chat_id"], params["message_id"])
@@ -132,6 +142,27 @@ def _send(bot: telebot.TeleBot, method: str, params: dict[str, Any]) -> types.Me
             need_shipping_address=params.get("need_shipping_address") or None,
             reply_markup=markup_json,
         )
+    if method == "createInvoiceLink":
+        # A subscription: the link (with its 30-day period) goes out in a message's button.
+        link = bot.create_invoice_link(
+            title=params["title"],
+            description=params["description"],
+            payload=params["payload"],
+            provider_token="",  # Stars only
+            currency=params["currency"],
+            prices=[types.LabeledPrice(p["label"], p["amount"]) for p in params["prices"]],
+            subscription_period=params.get("subscription_period"),
+            photo_url=params.get("photo_url") or None,
+        )
+        button = {"inline_keyboard": [[{"text": params["button"], "url": link}]]}
+        return bot.send_message(
+            params["chat_id"], params["message"], reply_markup=json.dumps(button)
+        )
+    if method == "editUserStarSubscription":
+        bot.edit_user_star_subscription(
+            params["user_id"], params["telegram_payment_charge_id"], params["is_canceled"]
+        )
+        return None
     raise ValueError(f"Unsupported outbound method {method}")
 
 

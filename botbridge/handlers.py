@@ -12,7 +12,7 @@ and no network call is made while a lock is held. A callback query's answer is m
 
 import logging
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -27,9 +27,16 @@ from payments import selectors as payment_selectors
 from payments import services as payment_services
 from shop import outbox, selectors
 from shop import services as shop_services
-from shop.models import Customer, Order, language_for
+from shop.models import (
+    SUBSCRIPTION_PERIOD_SECONDS,
+    Customer,
+    Order,
+    Product,
+    Subscription,
+    language_for,
+)
 from shop.payload import payload_reference
-from shop.texts import status_name, text
+from shop.texts import TEXTS, status_name, text
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +106,17 @@ def _price(amount: int, currency: str, lang: str = "en") -> str:
 
 
 def _buy_button(lang: str, product, price: str) -> dict[str, str]:
-    label = text(lang, "buy_button", title=product.title_in(lang), price=price)
+    key = "subscribe_button" if product.kind == Product.Kind.SUBSCRIPTION else "buy_button"
+    label = text(lang, key, title=product.title_in(lang), price=price)
     return {"text": label, "callback_data": f"buy:{product.sku}"}
+
+
+def _product_buttons(lang: str, product, price: str) -> list[dict[str, str]]:
+    """Buy now, and add to the cart (a subscription is bought on its own)."""
+    row = [_buy_button(lang, product, price)]
+    if product.kind != Product.Kind.SUBSCRIPTION:
+        row.append({"text": text(lang, "add_button"), "callback_data": f"add:{product.sku}"})
+    return row
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -160,7 +176,7 @@ def _cmd_start(customer: Customer, argument: str) -> None:
 def _show_product(customer: Customer, product) -> None:
     lang = customer.language
     price = _price(product.price, product.currency, lang)
-    markup = outbox.keyboard([[_buy_button(lang, product, price)]])
+    markup = outbox.keyboard([_product_buttons(lang, product, price)])
     _say(
         customer,
         "product_card",
@@ -202,7 +218,7 @@ def _send_catalog(customer: Customer, page: int) -> None:
                 description=product.description_in(lang),
             )
         )
-        rows.append([_buy_button(lang, product, price)])
+        rows.append(_product_buttons(lang, product, price))
     navigation = []
     if page > 1:
         navigation.append({"text": text(lang, "prev"), "callback_data": f"catalog:{page - 1}"})
@@ -286,6 +302,57 @@ def _cmd_help(customer: Customer, argument: str) -> None:
     _say(customer, "help")
 
 
+def _cmd_cart(customer: Customer, argument: str) -> None:
+    _send_cart(customer)
+
+
+def _cmd_promo(customer: Customer, argument: str) -> None:
+    if not argument:
+        shop_services.cart_promo_prompt(customer=customer)
+        _say(customer, "promo_prompt")
+        return
+    _apply_promo(customer, argument)
+
+
+def _apply_promo(customer: Customer, code: str) -> None:
+    try:
+        cart = shop_services.cart_promo_apply(customer=customer, code=code)
+    except DomainError as error:
+        _say(customer, _error_key(error))
+        return
+    _say(customer, "promo_applied", code=cart.promo_code.code)
+    _send_cart(customer)
+
+
+def _cmd_subscriptions(customer: Customer, argument: str) -> None:
+    lang = customer.language
+    subscriptions = selectors.subscription_list_for_customer(customer=customer)
+    if not subscriptions:
+        _say(customer, "subscriptions_empty")
+        return
+    lines, rows = [text(lang, "subscriptions_header")], []
+    for sub in subscriptions:
+        title = sub.product.title_in(lang)
+        date = timezone.localtime(sub.expires_at).strftime("%Y-%m-%d")
+        if sub.status == Subscription.Status.EXPIRED:
+            key = "subscription_line_expired"
+        elif sub.is_canceled:
+            key = "subscription_line_ends"
+            button = text(lang, "subscription_reenable_button", title=title)
+            rows.append([{"text": button, "callback_data": f"sub:{sub.pk}:on"}])
+        else:
+            key = "subscription_line_renews"
+            button = text(lang, "subscription_cancel_button", title=title)
+            rows.append([{"text": button, "callback_data": f"sub:{sub.pk}:off"}])
+        price = _price(sub.first_order.total_amount, sub.first_order.currency, lang)
+        lines.append(text(lang, key, title=title, date=date, price=price))
+    outbox.message_queue(
+        customer=customer,
+        text="\n".join(lines),
+        reply_markup=outbox.keyboard(rows) if rows else None,
+    )
+
+
 COMMANDS = {
     "start": _cmd_start,
     "catalog": _cmd_catalog,
@@ -295,6 +362,9 @@ COMMANDS = {
     "support": _cmd_support,
     "paysupport": _cmd_paysupport,
     "stop_reminders": _cmd_stop_reminders,
+    "cart": _cmd_cart,
+    "promo": _cmd_promo,
+    "subscriptions": _cmd_subscriptions,
     "help": _cmd_help,
 }
 
@@ -303,7 +373,10 @@ COMMAND_DESCRIPTIONS = {
     "en": [
         ("start", "Start"),
         ("catalog", "Browse and buy"),
+        ("cart", "My cart"),
+        ("promo", "Use a promo code"),
         ("orders", "My orders"),
+        ("subscriptions", "My subscriptions"),
         ("balance", "My balance"),
         ("terms", "Terms of sale"),
         ("support", "Ask support"),
@@ -314,7 +387,10 @@ COMMAND_DESCRIPTIONS = {
     "ru": [
         ("start", "Начать"),
         ("catalog", "Каталог и покупки"),
+        ("cart", "Корзина"),
+        ("promo", "Применить промокод"),
         ("orders", "Мои заказы"),
+        ("subscriptions", "Мои подписки"),
         ("balance", "Мой баланс"),
         ("terms", "Условия продажи"),
         ("support", "Написать в поддержку"),
@@ -326,6 +402,10 @@ COMMAND_DESCRIPTIONS = {
 
 
 def _on_plain_text(customer: Customer, body: str) -> None:
+    asked = selectors.cart_promo_prompted_at(customer=customer)
+    if body and asked and timezone.now() - asked < SUPPORT_PROMPT_TTL:
+        _apply_promo(customer, body)
+        return
     prompted = customer.support_prompted_at
     if body and prompted and timezone.now() - prompted < SUPPORT_PROMPT_TTL:
         _create_support_request(customer, body)
@@ -365,11 +445,266 @@ def _on_callback(query: types.CallbackQuery, row: Incoming) -> None:
             customer=customer, version=settings.SHOP_TERMS_VERSION
         )
         _say(customer, "terms_accepted", version=settings.SHOP_TERMS_VERSION)
-        if argument:
+        if argument == CHECKOUT_AFTER_TERMS:
+            _checkout(customer)
+        elif argument:
             sku, _, option = argument.partition(":")
             _buy(customer, sku, option)
+    elif action in CART_ACTIONS or action in EDITS_CART:
+        if action in EDITS_CART:
+            # The cart's own buttons change the cart message in place.
+            EDITS_CART[action](customer, argument, _message_id(query))
+        else:
+            CART_ACTIONS[action](customer, argument)
     # Stops the button's spinner in the customer's app.
     transaction.on_commit(lambda: bot.answer_callback(query.id), robust=True)
+
+
+# --- the cart ---------------------------------------------------------------------------
+
+CHECKOUT_AFTER_TERMS = "@cart"
+
+
+def _error_key(error: DomainError) -> str:
+    key = f"err_{error.code}"
+    return key if key in TEXTS["en"] else "product_missing"
+
+
+def _add(customer: Customer, argument: str, *, start_new: bool = False) -> None:
+    sku, _, option = argument.partition(":")
+    product = selectors.product_get_for_sale(sku=sku)
+    if product is None:
+        _say(customer, "product_missing")
+        return
+    lang = customer.language
+    options = selectors.product_options(product=product)
+    if options and option not in {o.value for o in options}:
+        buttons = [
+            {"text": o.label_in(lang), "callback_data": f"add:{sku}:{o.value}"} for o in options
+        ]
+        question = text(
+            lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
+        )
+        rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+        outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+        return
+    try:
+        shop_services.cart_add(
+            customer=customer, product=product, option=option, start_new=start_new
+        )
+    except DomainError as error:
+        if error.code == "other_currency":
+            cart = shop_services.cart_get(customer=customer)
+            markup = outbox.keyboard(
+                [
+                    [
+                        {
+                            "text": text(lang, "new_cart_button"),
+                            "callback_data": f"cartnew:{argument}",
+                        }
+                    ],
+                    [{"text": text(lang, "keep_cart_button"), "callback_data": "cart:"}],
+                ]
+            )
+            _say(
+                customer,
+                "other_currency",
+                markup=markup,
+                title=product.title_in(lang),
+                currency=product.currency,
+                cart_currency=cart.currency,
+            )
+            return
+        _say(customer, _error_key(error))
+        return
+    _send_cart(customer)
+
+
+def _message_id(query: types.CallbackQuery) -> int | None:
+    message = query.message
+    return getattr(message, "message_id", None) if message is not None else None
+
+
+def _send_cart(customer: Customer, edit: int | None = None) -> None:
+    """The cart with its buttons; `edit` is the cart message to change in place."""
+    lang = customer.language
+    view = shop_services.cart_view(cart=shop_services.cart_get(customer=customer))
+    if not view.lines:
+        _cart_message(customer, text(lang, "cart_empty"), None, edit)
+        return
+    cur = view.currency
+    lines, rows = [text(lang, "cart_header")], []
+    for line in view.lines:
+        title = line.product.title_in(lang)
+        if line.line.option:
+            title = f"{title}, {line.line.option}"
+        lines.append(
+            text(
+                lang,
+                "cart_line",
+                title=title,
+                quantity=line.line.quantity,
+                total=_price(line.line_total, cur, lang),
+            )
+        )
+        if line.stale:
+            lines.append(
+                text(
+                    lang,
+                    f"cart_line_stale_{line.stale}",
+                    price=_price(line.product.price, line.product.currency, lang),
+                    stock=line.product.stock or 0,
+                )
+            )
+        rows.append(
+            [
+                {"text": "−", "callback_data": f"cq:{line.line.pk}:-"},
+                {"text": f"{title} × {line.line.quantity}"[:40], "callback_data": "cart:"},
+                {"text": "+", "callback_data": f"cq:{line.line.pk}:+"},
+            ]
+        )
+    lines.append(text(lang, "cart_subtotal", amount=_price(view.subtotal, cur, lang)))
+    promo_row = [{"text": text(lang, "cart_promo_button"), "callback_data": "promo:"}]
+    if view.promo is not None:
+        if view.promo_refusal:
+            reason = text(lang, f"err_{view.promo_refusal}")
+            lines.append(text(lang, "cart_promo_refused", code=view.promo.code, reason=reason))
+        else:
+            off = _price(view.discount, cur, lang)
+            lines.append(text(lang, "cart_discount", code=view.promo.code, amount=off))
+        promo_row = [{"text": text(lang, "cart_promo_remove_button"), "callback_data": "promodel:"}]
+    physical = any(line.product.kind == Product.Kind.PHYSICAL for line in view.lines)
+    delivery = shop_services.delivery_fee(cur) if physical else 0
+    if delivery:
+        lines.append(text(lang, "cart_delivery", amount=_price(delivery, cur, lang)))
+    total = _price(view.total + delivery, cur, lang)
+    lines.append(text(lang, "cart_total", amount=total))
+    if view.stale:
+        rows.append([{"text": text(lang, "cart_refresh_button"), "callback_data": "cartfix:"}])
+    else:
+        rows.append(
+            [
+                {
+                    "text": text(lang, "cart_checkout_button", amount=total),
+                    "callback_data": "checkout:",
+                }
+            ]
+        )
+    rows.append(promo_row)
+    rows.append([{"text": text(lang, "cart_clear_button"), "callback_data": "cartclear:"}])
+    _cart_message(customer, "\n".join(lines), outbox.keyboard(rows), edit)
+
+
+def _cart_message(customer: Customer, body: str, markup: dict | None, edit: int | None) -> None:
+    if edit is None:
+        outbox.message_queue(customer=customer, text=body, reply_markup=markup)
+        return
+    outbox.message_queue(
+        customer=customer,
+        method="editMessageText",
+        text=body,
+        params={"message_id": edit, "text": body},
+        reply_markup=markup,
+    )
+
+
+def _cart_quantity(customer: Customer, argument: str, edit: int | None = None) -> None:
+    line_id, _, sign = argument.partition(":")
+    try:
+        shop_services.cart_change(
+            customer=customer, line_id=int(line_id), delta=1 if sign == "+" else -1
+        )
+    except ValueError:
+        pass
+    except DomainError as error:
+        _say(customer, _error_key(error))
+        edit = None  # the reason comes first, then the cart again below it
+    _send_cart(customer, edit)
+
+
+def _cart_clear(customer: Customer, argument: str) -> None:
+    shop_services.cart_clear(customer=customer)
+    _say(customer, "cart_cleared")
+
+
+def _cart_refresh(customer: Customer, argument: str, edit: int | None = None) -> None:
+    shop_services.cart_refresh(customer=customer)
+    _send_cart(customer, edit)
+
+
+def _promo_button(customer: Customer, argument: str) -> None:
+    _cmd_promo(customer, "")
+
+
+def _promo_remove(customer: Customer, argument: str, edit: int | None = None) -> None:
+    shop_services.cart_promo_remove(customer=customer)
+    _send_cart(customer, edit)
+
+
+def _checkout(customer: Customer, argument: str = "", edit: int | None = None) -> None:
+    if customer.is_blocked:
+        _say(customer, "blocked")
+        return
+    lang = customer.language
+    version = settings.SHOP_TERMS_VERSION
+    if not customer.has_accepted_terms(version):
+        terms = text(lang, "terms", version=version)
+        prompt = text(lang, "terms_prompt")
+        markup = outbox.keyboard(
+            [
+                [
+                    {
+                        "text": text(lang, "agree_button"),
+                        "callback_data": f"terms:{CHECKOUT_AFTER_TERMS}",
+                    }
+                ]
+            ]
+        )
+        outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
+        return
+    try:
+        order = shop_services.cart_checkout(customer=customer)
+    except DomainError as error:
+        if error.code == "cart_stale":
+            _send_cart(customer)
+        _say(customer, _error_key(error))
+        return
+    if edit is not None:
+        # The cart message becomes a note of the order: its buttons would only mislead now.
+        total = _price(order.total_amount, order.currency, lang)
+        note = text(lang, "cart_checked_out", reference=order.reference, total=total)
+        _cart_message(customer, note, None, edit)
+
+
+def _subscription_renewal(customer: Customer, argument: str) -> None:
+    pk, _, switch = argument.partition(":")
+    subscription = selectors.subscription_get_for_customer(customer=customer, pk=pk)
+    if subscription is None:
+        _say(customer, "product_missing")
+        return
+    try:
+        shop_services.subscription_set_renewal(
+            subscription=subscription, cancel=switch != "on", source="customer"
+        )
+    except DomainError:
+        _cmd_subscriptions(customer, "")
+
+
+CART_ACTIONS = {
+    "add": _add,
+    "cartnew": lambda customer, argument: _add(customer, argument, start_new=True),
+    "cart": lambda customer, argument: _send_cart(customer),
+    "cartclear": _cart_clear,
+    "promo": _promo_button,
+    "sub": _subscription_renewal,
+}
+# The cart message's own buttons: they edit it (editMessageText) instead of adding another.
+EDITS_CART = {
+    "cq": _cart_quantity,
+    "cartfix": _cart_refresh,
+    "promodel": _promo_remove,
+    "checkout": _checkout,
+}
 
 
 def _buy(customer: Customer, sku: str, option: str = "") -> None:
@@ -392,6 +727,11 @@ def _buy(customer: Customer, sku: str, option: str = "") -> None:
             lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
         )
         outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+        return
+    if product.kind == Product.Kind.SUBSCRIPTION and selectors.subscription_active(
+        customer=customer, product=product
+    ):
+        _say(customer, "subscription_already", title=product.title_in(lang))
         return
     version = settings.SHOP_TERMS_VERSION
     if not customer.has_accepted_terms(version):
@@ -468,7 +808,21 @@ def _on_successful_payment(customer: Customer, message: types.Message, row: Inco
         raw=raw,
         shipping_address=address,
         mode=bot.payment_mode(paid.currency),
+        recurring=_recurring(raw),
     )
+
+
+def _recurring(raw: dict[str, Any]) -> payment_services.Recurring | None:
+    """A Stars subscription's payment: the first, or a renewal, and when it runs out."""
+    if not (raw.get("is_recurring") or raw.get("is_first_recurring")):
+        return None
+    expires = raw.get("subscription_expiration_date")
+    until = (
+        datetime.fromtimestamp(int(expires), tz=UTC)
+        if expires
+        else timezone.now() + timedelta(seconds=SUBSCRIPTION_PERIOD_SECONDS)
+    )
+    return payment_services.Recurring(first=bool(raw.get("is_first_recurring")), expires_at=until)
 
 
 def _on_refunded_payment(customer: Customer, message: types.Message, row: Incoming) -> None:

@@ -250,6 +250,7 @@ class PaymentAdmin(
                 reason=data["reason"],
                 note=data["note"],
                 author=request.user,
+                restock=data.get("restock", False),
             )
             how = (
                 "Telegram is refunding the Stars now."

@@ -11,6 +11,12 @@ from payments.models import Dispute, Refund
 class RefundForm(forms.Form):
     reason = forms.ChoiceField(choices=Refund.Reason.choices)
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+    restock = forms.BooleanField(
+        label="Restock",
+        required=False,
+        help_text="Put the order's units back in stock when the refund completes "
+        "(the goods came back or were never sent).",
+    )
 
     def __init__(self, *args, payment, **kwargs):
         super().__init__(*args, **kwargs)
@@ -24,7 +30,7 @@ class RefundForm(forms.Form):
                 + (" Stars payments are refunded whole." if payment.currency == "XTR" else "")
             ),
         )
-        self.order_fields(["amount", "reason", "note"])
+        self.order_fields(["amount", "reason", "note", "restock"])
 
 
 class RefundConfirmForm(forms.Form):

@@ -31,6 +31,8 @@ REPORT_LABELS = {
     "ledger": "Ledger entries",
     "settlement": "Settlement (per day and currency)",
     "reconciliation": "Reconciliation differences",
+    "promo_codes": "Promo codes (uses and discount per code)",
+    "subscriptions": "Subscriptions (per month)",
 }
 
 

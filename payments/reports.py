@@ -1,4 +1,5 @@
-"""Finance CSV reports: orders, payments, refunds, disputes, ledger and settlement.
+"""Finance CSV reports: orders, payments, refunds, disputes, ledger, settlement,
+reconciliation, promo codes and subscriptions.
 
 RFC 4180 CSV (CRLF, quoted where needed), UTF-8 with an optional BOM for Excel, a header row.
 Every amount appears twice: as an integer in minor units and as a decimal in major units with
@@ -24,7 +25,14 @@ from core import money
 from core.errors import DomainError
 from payments.csvtext import Progress, copy_csv, csv_chunks, safe_text
 from payments.models import Difference, Dispute, LedgerEntry, Payment, Refund
-from shop.models import Order, PaymentMode
+from shop.models import (
+    Order,
+    PaymentMode,
+    Product,
+    PromoRedemption,
+    Subscription,
+    SubscriptionEvent,
+)
 
 CHUNK_ROWS = 5000
 
@@ -233,6 +241,9 @@ class OrdersReport(Report):
         Col("customer_telegram_id", "customer__telegram_id", "int"),
         Col("currency", "currency", "code"),
         Col("total", "total_amount", "money"),
+        Col("discount", "discount_amount", "money"),
+        Col("promo_code", "promo_code__code"),
+        Col("delivery", "delivery_amount", "money"),
         Col("paid_at", "paid_at", "time"),
         Col("fulfilled_at", "fulfilled_at", "time"),
         Col("needs_review", "needs_review", "yesno"),
@@ -259,6 +270,9 @@ class PaymentsReport(Report):
         Col("currency", "currency", "code"),
         Col("amount", "amount", "money"),
         Col("refunded", "refunded_amount", "money"),
+        Col("discount", "discount_amount", "money"),
+        Col("promo_code", "promo_code"),
+        Col("is_recurring", "is_recurring", "yesno"),
         Col("review_reason", "review_reason", "code"),
         Col("credited_at", "credited_at", "time"),
     ]
@@ -431,6 +445,100 @@ class ReconciliationReport(Report):
         return Difference.objects.all()
 
 
+class PromoCodesReport(Report):
+    """Per promo code and currency: paid uses, the discount given, what the orders paid."""
+
+    name = "promo_codes"
+    date_field = "used_at"
+    status_field = ""
+    mode_field = "order__payment_mode"
+    header = ["promo_code", "currency", "uses", "discount_minor", "discount", "paid_minor", "paid"]
+
+    def base(self):
+        return PromoRedemption.objects.filter(status=PromoRedemption.Status.USED)
+
+    def rows_for(self, filters: Filters, queryset: QuerySet | None = None) -> Iterator[list]:
+        codes = (
+            self.filtered(filters, queryset)
+            .values("promo_code__code", "currency")
+            .annotate(
+                uses=Count("pk"), discount=Sum("discount_amount"), paid=Sum("order__total_amount")
+            )
+            .order_by("promo_code__code", "currency")
+        )
+        for row in codes:
+            cur = row["currency"]
+            yield [
+                safe_text(row["promo_code__code"]), cur, row["uses"],
+                row["discount"], major(row["discount"], cur),
+                row["paid"], major(row["paid"], cur),
+            ]  # fmt: skip
+
+
+class SubscriptionsReport(Report):
+    """Per month (in the chosen time zone) and subscription product: active at the month's
+    end, started, renewed, renewals cancelled and re-enabled, expired, and recurring revenue
+    (every subscription payment in the month, first ones and renewals)."""
+
+    name = "subscriptions"
+    date_field = "paid_at"
+    status_field = ""
+    mode_field = "mode"
+    header = ["month", "sku", "currency", "active_at_end", "started", "renewed", "cancelled",
+              "reenabled", "expired", "revenue_minor", "revenue"]  # fmt: skip
+
+    def base(self):
+        return Payment.objects.filter(order__items__kind=Product.Kind.SUBSCRIPTION)
+
+    def rows_for(self, filters: Filters, queryset: QuerySet | None = None) -> Iterator[list]:
+        tz = filters.tz
+        month = filters.since.replace(day=1)
+        while month <= filters.until:
+            following = (month + timedelta(days=32)).replace(day=1)
+            start = max(filters.start, datetime.combine(month, time.min, tzinfo=tz))
+            end = min(filters.end, datetime.combine(following, time.min, tzinfo=tz))
+            yield from self._month(month, start, end, filters)
+            month = following
+
+    def _month(self, month: date, start: datetime, end: datetime, filters: Filters):
+        paid = (
+            self.narrowed(self.base(), filters)
+            .filter(paid_at__gte=start, paid_at__lt=end, review_reason="")
+            .values("order__items__sku", "currency")
+            .annotate(revenue=Sum("amount"), renewed=Count("pk", filter=Q(is_recurring=True)))
+        )
+        revenue = {(r["order__items__sku"], r["currency"]): r for r in paid}
+        events = (
+            SubscriptionEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+            .values("subscription__product__sku", "kind")
+            .annotate(n=Count("pk"))
+        )
+        counts: dict[tuple[str, str], int] = {
+            (e["subscription__product__sku"], e["kind"]): e["n"] for e in events
+        }
+        active = dict(
+            Subscription.objects.filter(started_at__lt=end, expires_at__gte=end)
+            .values("product__sku")
+            .annotate(n=Count("pk"))
+            .values_list("product__sku", "n")
+        )
+        products = Product.objects.filter(kind=Product.Kind.SUBSCRIPTION).order_by("sku")
+        for product in products.values("sku", "currency"):
+            sku, cur = product["sku"], product["currency"]
+            if filters.currency and cur != filters.currency:
+                continue
+            money_row = revenue.get((sku, cur), {})
+            kinds = SubscriptionEvent.Kind
+            row = [
+                month.strftime("%Y-%m"), safe_text(sku), cur, active.get(sku, 0),
+                counts.get((sku, kinds.STARTED), 0), money_row.get("renewed", 0),
+                counts.get((sku, kinds.CANCELLED), 0), counts.get((sku, kinds.REENABLED), 0),
+                counts.get((sku, kinds.EXPIRED), 0),
+            ]  # fmt: skip
+            amount = money_row.get("revenue") or 0
+            yield [*row, amount, major(amount, cur)]
+
+
 REPORTS: dict[str, Report] = {
     r.name: r
     for r in (
@@ -441,6 +549,8 @@ REPORTS: dict[str, Report] = {
         LedgerReport(),
         SettlementReport(),
         ReconciliationReport(),
+        PromoCodesReport(),
+        SubscriptionsReport(),
     )
 }
 
@@ -456,6 +566,8 @@ def report_get(name: str) -> Report:
 
 def report_rows(name: str, filters: Filters, queryset: QuerySet | None = None) -> Iterator[list]:
     report = report_get(name)
+    if hasattr(report, "rows_for"):  # a summary of its own shape
+        return report.rows_for(filters, queryset)
     qs = report.filtered(filters, queryset)
     if isinstance(report, SettlementReport):
         return report.rows(qs, filters.tz)
@@ -478,7 +590,8 @@ def report_csv(
 ) -> Iterator[str]:
     """The report as CSV text in pieces: the command, the download and the background job."""
     report = report_get(name)
-    if connection.vendor == "postgresql" and not isinstance(report, SettlementReport):
+    summary = isinstance(report, SettlementReport) or hasattr(report, "rows_for")
+    if connection.vendor == "postgresql" and not summary:
         # PostgreSQL writes the rows itself: the same text as the Python writer, faster.
         rows = copy_chunks(report, report.filtered(filters, queryset), progress=progress)
         return _with_header(report.header, rows, bom)

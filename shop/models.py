@@ -7,12 +7,17 @@ from django.db.models.functions import Upper
 
 from core import money
 
+# Telegram's rules for Stars subscriptions (Bot API, createInvoiceLink).
+SUBSCRIPTION_PERIOD_SECONDS = 2592000  # 30 days: the only period Telegram accepts
+SUBSCRIPTION_MAX_STARS = 10000
+
 
 class Product(models.Model):
     class Kind(models.TextChoices):
         TOPUP = "topup", "Top-up (credits the balance)"
         DIGITAL = "digital", "Digital item"
         PHYSICAL = "physical", "Physical goods"
+        SUBSCRIPTION = "subscription", "Stars subscription (30 days)"
 
     sku = models.SlugField("SKU", max_length=32, unique=True)
     # Telegram's invoice limits: title 1-32 characters, description 1-255.
@@ -55,6 +60,10 @@ class Product(models.Model):
                 condition=~Q(kind="physical", currency="XTR"),
                 name="shop_product_no_physical_stars",
             ),
+            models.CheckConstraint(
+                condition=~Q(kind="subscription") | Q(currency="XTR", price__lte=10000),
+                name="shop_product_subscription_stars",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -80,6 +89,13 @@ class Product(models.Model):
                 errors["price"] = f"Telegram accepts {self.currency} invoices from {low} to {high}."
         if self.kind == self.Kind.PHYSICAL and self.currency == money.STARS:
             errors["currency"] = "Telegram Stars pay for digital goods and services only."
+        if self.kind == self.Kind.SUBSCRIPTION:
+            if self.currency != money.STARS:
+                errors["currency"] = "Subscriptions are paid in Telegram Stars (XTR)."
+            elif self.price and self.price > SUBSCRIPTION_MAX_STARS:
+                errors["price"] = (
+                    f"Telegram accepts subscriptions of at most {SUBSCRIPTION_MAX_STARS} XTR."
+                )
         if errors:
             raise ValidationError(errors)
 
@@ -286,6 +302,26 @@ class Order(models.Model):
     carrier = models.CharField(max_length=64, blank=True)
     tracking_number = models.CharField(max_length=64, blank=True)
     tracking_url = models.URLField(blank=True)
+    promo_code = models.ForeignKey(
+        "shop.PromoCode", null=True, blank=True, on_delete=models.PROTECT, related_name="orders"
+    )
+    discount_amount = models.PositiveBigIntegerField(
+        default=0, help_text="The promo code's discount, in minor units; the total is net of it."
+    )
+    delivery_amount = models.PositiveBigIntegerField(
+        default=0, help_text="Delivery, in minor units, included in the total (physical goods)."
+    )
+    subscription = models.ForeignKey(
+        "shop.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        help_text="The subscription this order started or renewed.",
+    )
+    restocked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a refund gave this order's units back to stock."
+    )
     shipped_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
@@ -362,6 +398,11 @@ class Order(models.Model):
 
     def can_transition_to(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
+
+    @property
+    def subtotal_amount(self) -> int:
+        """The lines' total: before the promo code's discount, without delivery."""
+        return self.total_amount + self.discount_amount - self.delivery_amount
 
     @property
     def is_awaiting_payment(self) -> bool:
@@ -563,3 +604,215 @@ class Message(models.Model):
     def __str__(self) -> str:
         arrow = "→" if self.direction == self.Direction.OUTBOUND else "←"
         return f"{arrow} {self.chat_id}: {self.text[:40]}"
+
+
+class Cart(models.Model):
+    """A customer's cart: kept in the database, so it outlives messages and sessions."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="cart")
+    currency = models.CharField(max_length=3, blank=True, help_text="A cart holds one currency.")
+    promo_code = models.ForeignKey(
+        "shop.PromoCode", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set when the bot asked for a promo code: the customer's next message is the code.
+    promo_prompted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"Cart of {self.customer}"
+
+
+class CartLine(models.Model):
+    cart = models.ForeignKey(Cart, on_delete=models.CASCADE, related_name="lines")
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    option = models.CharField(max_length=16, blank=True)
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    # The price when it was added: a price changed since makes the line stale.
+    unit_price = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["added_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cart", "product", "option"], name="shop_cartline_unique_product"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gt=0), name="shop_cartline_quantity_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_id}"
+
+    @property
+    def line_total(self) -> int:
+        return self.unit_price * self.quantity
+
+
+class PromoCode(models.Model):
+    class Kind(models.TextChoices):
+        PERCENT = "percent", "Percent off"
+        FIXED = "fixed", "Fixed amount off"
+
+    code = models.CharField(
+        max_length=32,
+        unique=True,
+        help_text="What customers type; letters and digits, case does not matter.",
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.PERCENT)
+    percent = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="1 to 100."
+    )
+    amount = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Fixed discount in minor units of its currency."
+    )
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        choices=money.currency_choices,
+        help_text="A fixed discount applies to carts in this currency only.",
+    )
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
+    max_uses = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Uses in total; empty means no limit."
+    )
+    max_uses_per_customer = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Uses per customer; empty means no limit."
+    )
+    products = models.ManyToManyField(
+        Product, blank=True, related_name="promo_codes", help_text="Empty: every product."
+    )
+    is_active = models.BooleanField("active", default=True)
+    # Uses held by checkouts in progress plus uses paid: what the total limit counts.
+    uses_held = models.PositiveIntegerField(default=0, editable=False)
+    times_used = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Paid uses, counted when the payment is recorded."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="percent", percent__gte=1, percent__lte=100)
+                | Q(kind="fixed", amount__gt=0) & ~Q(currency=""),
+                name="shop_promocode_value",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+    @property
+    def value_display(self) -> str:
+        if self.kind == self.Kind.PERCENT:
+            return f"{self.percent}%"
+        return money.format_amount(self.amount or 0, self.currency)
+
+    def clean(self) -> None:
+        errors = {}
+        self.code = (self.code or "").strip().upper()
+        if self.code and not self.code.isalnum():
+            errors["code"] = "Use letters and digits only."
+        if self.kind == self.Kind.PERCENT and not (self.percent and 1 <= self.percent <= 100):
+            errors["percent"] = "A percent discount needs a percent from 1 to 100."
+        if self.kind == self.Kind.FIXED:
+            if not self.amount:
+                errors["amount"] = "A fixed discount needs an amount."
+            if not self.currency:
+                errors["currency"] = "A fixed discount needs its currency."
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            errors["valid_until"] = "The end must be after the start."
+        if errors:
+            raise ValidationError(errors)
+
+
+class PromoRedemption(models.Model):
+    """One order's use of a code: held at pre-checkout, counted once when paid."""
+
+    class Status(models.TextChoices):
+        HELD = "held", "Held by a checkout"
+        USED = "used", "Used (paid)"
+        RELEASED = "released", "Released (never paid)"
+
+    promo_code = models.ForeignKey(PromoCode, on_delete=models.PROTECT, related_name="redemptions")
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="promo_redemption")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    discount_amount = models.PositiveBigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.HELD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["promo_code", "customer", "status"], name="shop_promo_per_customer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.promo_code} on {self.order}"
+
+
+class Subscription(models.Model):
+    """Access bought with a Stars subscription: 30 days at a time, renewed by Telegram."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        EXPIRED = "expired", "Expired"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="subscriptions")
+    first_order = models.OneToOneField(
+        Order, on_delete=models.PROTECT, related_name="started_subscription"
+    )
+    # The first payment's charge id: what editUserStarSubscription names the subscription by.
+    telegram_payment_charge_id = models.CharField(max_length=255, unique=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    is_canceled = models.BooleanField(
+        "renewal cancelled", default=False, help_text="Telegram will not renew it."
+    )
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    renewals = models.PositiveIntegerField(default=0)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.product.title} for {self.customer}"
+
+
+class SubscriptionEvent(models.Model):
+    """Append-only: started, renewed, renewal cancelled or re-enabled (and by whom), expired."""
+
+    class Kind(models.TextChoices):
+        STARTED = "started", "Started"
+        RENEWED = "renewed", "Renewed"
+        CANCELLED = "cancelled", "Renewal cancelled"
+        REENABLED = "reenabled", "Renewal re-enabled"
+        EXPIRED = "expired", "Expired"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    message = models.CharField(max_length=255)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source = models.CharField(max_length=16, default="system", help_text="staff, customer, system")
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.message

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from shop.models import Customer, Order, Product, ProductOption
+from shop.models import Cart, Customer, Order, Product, ProductOption, Subscription
 
 
 def product_list_for_sale() -> QuerySet[Product]:
@@ -24,3 +24,32 @@ def order_get_by_reference(*, reference: str) -> Order | None:
 def product_options(*, product: Product) -> list[ProductOption]:
     """The options offered for a product, in their order (empty: it has none)."""
     return [option for option in product.options.all() if option.is_active]
+
+
+def subscription_list_for_customer(*, customer: Customer, limit: int = 10) -> list[Subscription]:
+    """Active ones first, then the most recently ended."""
+    return list(
+        Subscription.objects.filter(customer=customer)
+        .select_related("product", "first_order")
+        .order_by("status", "-expires_at")[:limit]
+    )
+
+
+def subscription_get_for_customer(*, customer: Customer, pk: str | int) -> Subscription | None:
+    try:
+        return Subscription.objects.filter(customer=customer, pk=int(pk)).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def subscription_active(*, customer: Customer, product: Product) -> Subscription | None:
+    return Subscription.objects.filter(
+        customer=customer, product=product, status=Subscription.Status.ACTIVE
+    ).first()
+
+
+def cart_promo_prompted_at(*, customer: Customer):
+    """When the bot asked this customer for a promo code (their next message is the code)."""
+    return (
+        Cart.objects.filter(customer=customer).values_list("promo_prompted_at", flat=True).first()
+    )

@@ -12,3 +12,8 @@ def order_expire_stale() -> int:
 @shared_task(name="shop.invoices_remind")
 def invoices_remind() -> int:
     return services.invoices_remind()
+
+
+@shared_task(name="shop.subscriptions_expire")
+def subscriptions_expire() -> int:
+    return services.subscriptions_expire()

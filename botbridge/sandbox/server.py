@@ -12,6 +12,7 @@ Control endpoints live under /sandbox/ (see `_CONTROL`).
 
 import itertools
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -29,6 +30,10 @@ _CURRENCIES = json.loads(
     )
 )
 BOT_USER_ID = 100000
+# Telegram's rules for Stars subscriptions, and how its invoice links look.
+SUBSCRIPTION_PERIOD = 2592000
+SUBSCRIPTION_MAX_STARS = 10000
+INVOICE_LINK_PREFIX = "https://t.me/$"
 
 
 class ApiError(Exception):
@@ -136,6 +141,9 @@ class State:
     # sales by charge id, for refunds.
     star_transactions: list[dict[str, Any]] = field(default_factory=list)
     star_sales: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # createInvoiceLink's invoices by their slug, and Stars subscriptions by first charge id.
+    invoice_links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     # What Telegram reports in getWebhookInfo after a delivery failed.
     last_error_date: int | None = None
     last_error_message: str = ""
@@ -285,13 +293,26 @@ class FakeTelegram:
         return self._bot_message(int(p["chat_id"]), extra)
 
     def _m_editMessageText(self, p):
+        if not 1 <= len(p["text"]) <= 4096:
+            raise _bad("message text is empty" if not p["text"] else "message is too long")
+        self._check_markup(p.get("reply_markup"))
         for entry in self._chat(int(p["chat_id"])):
-            if entry["message"].get("message_id") == p.get("message_id"):
-                entry["message"]["text"] = p["text"]
-                return entry["message"]
+            message = entry["message"]
+            if entry["from"] == "bot" and message.get("message_id") == p.get("message_id"):
+                markup = p.get("reply_markup") or None
+                if message.get("text") == p["text"] and message.get("reply_markup") == markup:
+                    raise _bad("message is not modified")
+                message["text"] = p["text"]
+                if markup:
+                    message["reply_markup"] = markup
+                else:
+                    message.pop("reply_markup", None)
+                message["edit_date"] = int(time.time())
+                return {k: v for k, v in message.items() if not k.startswith("_")}
         raise _bad("message to edit not found")
 
-    def _m_sendInvoice(self, p):
+    def _check_invoice(self, p) -> int:
+        """sendInvoice's and createInvoiceLink's rules; the total."""
         if not 1 <= len(p["title"]) <= 32:
             raise _bad("INVOICE_TITLE_INVALID")
         if not 1 <= len(p["description"]) <= 255:
@@ -321,6 +342,12 @@ class FakeTelegram:
             )
             if not low <= total <= high:
                 raise _bad("CURRENCY_TOTAL_AMOUNT_INVALID")
+        return total
+
+    def _m_sendInvoice(self, p):
+        total = self._check_invoice(p)
+        currency = p["currency"]
+        prices = p["prices"]
         self._check_markup(p.get("reply_markup"))
         invoice = {
             "title": p["title"],
@@ -339,6 +366,45 @@ class FakeTelegram:
             "prices": prices,
         }
         return {k: v for k, v in message.items() if not k.startswith("_")}
+
+    def _m_createInvoiceLink(self, p):
+        total = self._check_invoice(p)
+        period = p.get("subscription_period")
+        if period is not None:
+            if p["currency"] != "XTR":
+                raise _bad("subscriptions must be paid in Telegram Stars")
+            if period != SUBSCRIPTION_PERIOD:
+                raise _bad("SUBSCRIPTION_PERIOD_INVALID")
+            if total > SUBSCRIPTION_MAX_STARS:
+                raise _bad("SUBSCRIPTION_PRICE_INVALID")
+        slug = f"{next(self._ids):x}{secrets.token_hex(4)}"
+        self.state.invoice_links[slug] = {
+            "invoice": {
+                "title": p["title"],
+                "description": p["description"],
+                "start_parameter": "",
+                "currency": p["currency"],
+                "total_amount": total,
+            },
+            "checkout": {
+                "payload": p["payload"],
+                "need_shipping_address": bool(p.get("need_shipping_address")),
+                "provider_token": p.get("provider_token", ""),
+                "photo_url": p.get("photo_url", ""),
+                "prices": p["prices"],
+                "subscription_period": period,
+            },
+        }
+        return f"{INVOICE_LINK_PREFIX}{slug}"
+
+    def _m_editUserStarSubscription(self, p):
+        subscription = self.state.subscriptions.get(p["telegram_payment_charge_id"])
+        if subscription is None or subscription["user"]["id"] != p["user_id"]:
+            raise _bad("CHARGE_ID_INVALID")
+        if not p["is_canceled"] and subscription["expires"] <= time.time():
+            raise _bad("SUBSCRIPTION_EXPIRED")
+        subscription["canceled"] = bool(p["is_canceled"])
+        return True
 
     def _answer_query(self, query_id: str, kind: str, p: dict[str, Any]) -> bool:
         query = self.state.queries.get(query_id)
@@ -567,6 +633,29 @@ class FakeTelegram:
         invoice, checkout = message.get("invoice"), message.get("_checkout")
         if not invoice:
             raise _bad("the message is not an invoice")
+        return self._checkout_and_pay(
+            user, invoice, checkout, outcome, shipping_address, total_amount
+        )
+
+    def user_pay_link(
+        self, user: dict[str, Any], link: str, outcome: str = "success"
+    ) -> dict[str, Any]:
+        """Open an invoice link (createInvoiceLink) and pay it; a subscription starts."""
+        user = self._user(user)
+        found = self.state.invoice_links.get(link.removeprefix(INVOICE_LINK_PREFIX))
+        if not link.startswith(INVOICE_LINK_PREFIX) or found is None:
+            raise _bad("invoice link not found")
+        return self._checkout_and_pay(user, found["invoice"], found["checkout"], outcome)
+
+    def _checkout_and_pay(
+        self,
+        user: dict[str, Any],
+        invoice: dict[str, Any],
+        checkout: dict[str, Any],
+        outcome: str = "success",
+        shipping_address: dict[str, Any] | None = None,
+        total_amount: int | None = None,
+    ) -> dict[str, Any]:
         order_info: dict[str, Any] = {}
         if checkout["need_shipping_address"]:
             order_info["shipping_address"] = shipping_address or {
@@ -598,11 +687,54 @@ class FakeTelegram:
                 result["declined"] = True
             self._system_note(user["id"], result)
             return result
+        period = checkout.get("subscription_period")
+        extra = None
+        if period:
+            expires = int(time.time()) + period
+            extra = {
+                "subscription_expiration_date": expires,
+                "is_recurring": True,
+                "is_first_recurring": True,
+            }
         result["payment"] = self.pay_message(
-            user, invoice["currency"], amount, checkout["payload"], order_info
+            user, invoice["currency"], amount, checkout["payload"], order_info, extra=extra
         )
+        if period:
+            charge = result["payment"]["update"]["message"]["successful_payment"][
+                "telegram_payment_charge_id"
+            ]
+            with self.lock:
+                self.state.subscriptions[charge] = {
+                    "user": user,
+                    "payload": checkout["payload"],
+                    "amount": amount,
+                    "period": period,
+                    "expires": expires,
+                    "canceled": False,
+                }
         result["paid"] = True
         return result
+
+    def subscriptions_renew(self, user: dict[str, Any]) -> dict[str, Any]:
+        """A month passes: Telegram charges each of the user's subscriptions not cancelled
+        (a successful_payment with is_recurring) and extends it."""
+        user = self._user(user)
+        renewed, skipped = [], []
+        with self.lock:
+            mine = [
+                (charge, sub)
+                for charge, sub in self.state.subscriptions.items()
+                if sub["user"]["id"] == user["id"]
+            ]
+        for charge, sub in mine:
+            if sub["canceled"]:
+                skipped.append(charge)
+                continue
+            sub["expires"] += sub["period"]
+            extra = {"subscription_expiration_date": sub["expires"], "is_recurring": True}
+            paid = self.pay_message(user, "XTR", sub["amount"], sub["payload"], extra=extra)
+            renewed.append({"subscription": charge, **paid})
+        return {"renewed": renewed, "skipped": skipped}
 
     def pay_message(
         self,
@@ -612,6 +744,7 @@ class FakeTelegram:
         payload: str,
         order_info: dict[str, Any] | None = None,
         charge_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """The service message Telegram sends after money moved: successful_payment."""
         user = self._user(user)
@@ -628,6 +761,7 @@ class FakeTelegram:
         }
         if order_info:
             payment["order_info"] = order_info
+        payment.update(extra or {})
         self._money_moved(user, payment)
         message = {
             "message_id": next(self._ids),
@@ -645,11 +779,13 @@ class FakeTelegram:
         """What Telegram (or the provider) itself records of a payment, delivered or not."""
         charge = payment["telegram_payment_charge_id"]
         if payment["currency"] == "XTR":
+            source = {"type": "user", "transaction_type": "invoice_payment", "user": user,
+                      "invoice_payload": payment["invoice_payload"]}  # fmt: skip
+            if payment.get("is_recurring"):
+                source["subscription_period"] = SUBSCRIPTION_PERIOD
             self.star_transaction_add(
-                {"id": charge, "amount": payment["total_amount"], "source": {
-                    "type": "user", "transaction_type": "invoice_payment", "user": user,
-                    "invoice_payload": payment["invoice_payload"]}}
-            )  # fmt: skip
+                {"id": charge, "amount": payment["total_amount"], "source": source}
+            )
         elif self.on_fiat_payment is not None:
             self.on_fiat_payment(user, payment)
 
@@ -831,6 +967,10 @@ def _control(fake: FakeTelegram, action: str, params: dict[str, Any]) -> Any:
         return fake.user_press(user(), int(params["message_id"]), params["data"])
     if action == "user/pay":
         return fake.user_pay(user(), int(params["message_id"]), params.get("outcome", "success"))
+    if action == "user/pay_link":
+        return fake.user_pay_link(user(), params["link"], params.get("outcome", "success"))
+    if action == "subscriptions/renew":
+        return fake.subscriptions_renew(user())
     if action == "stars/transaction":
         tx = params.get("transaction")
         return fake.star_transaction_add(json.loads(tx) if isinstance(tx, str) else tx)

@@ -8,4 +8,6 @@ urlpatterns = [
     path("send/", views.send, name="send"),
     path("press/", views.press, name="press"),
     path("pay/", views.pay, name="pay"),
+    path("pay-link/", views.pay_link, name="pay_link"),
+    path("renew/", views.renew, name="renew"),
 ]

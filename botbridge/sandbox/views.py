@@ -149,3 +149,31 @@ def pay(request: HttpRequest) -> HttpResponse:
     return _act(
         request, "user/pay", {"message_id": request.POST.get("message_id", "0"), "outcome": outcome}
     )
+
+
+@staff_member_required
+@require_POST
+def pay_link(request: HttpRequest) -> HttpResponse:
+    """Open an invoice link (a subscription's) and pay it."""
+    return _act(request, "user/pay_link", {"link": request.POST.get("link", "")})
+
+
+@staff_member_required
+@require_POST
+def renew(request: HttpRequest) -> HttpResponse:
+    """A period passes: Telegram renews the test customer's subscriptions not cancelled."""
+    _guard()
+    try:
+        result = _control("subscriptions/renew", {"user": _user(request)})
+    except SandboxUnavailable as problem:
+        messages.error(request, f"Sandbox: {problem}")
+        return _back(request)
+    renewed, skipped = len(result["renewed"]), len(result["skipped"])
+    if not renewed and not skipped:
+        messages.info(request, "No subscriptions to renew: subscribe from /catalog first.")
+    else:
+        note = f"Telegram renewed {renewed} subscription(s)"
+        messages.success(
+            request, note + (f"; {skipped} cancelled, not renewed." if skipped else ".")
+        )
+    return _back(request)

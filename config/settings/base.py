@@ -204,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "shop.invoices_remind",
         "schedule": timedelta(minutes=10),
     },
+    "subscriptions-expire": {
+        "task": "shop.subscriptions_expire",
+        "schedule": timedelta(minutes=10),
+    },
     # Safety net only: `manage.py run_update_dispatcher` wakes lanes within a fraction of a
     # second; this wakes them within a minute if the dispatcher is not running.
     "updates-dispatch": {
@@ -353,6 +357,9 @@ SHOP_INVOICE_REMINDER_DELAY = timedelta(
 )
 SHOP_TIME_ZONE = env("SHOP_TIME_ZONE", default=TIME_ZONE)
 SHOP_QUIET_HOURS = tuple(int(h) for h in env("SHOP_QUIET_HOURS", default="21-9").split("-"))
+# Delivery charged on orders with physical goods, per currency in major units
+# ("USD:4.90,EUR:4.90"); a currency not listed delivers free.
+SHOP_DELIVERY_FEES = env("SHOP_DELIVERY_FEES", default="")
 FORMS_URLFIELD_ASSUME_HTTPS = True
 
 # Backup storage: a local directory unless BACKUP_STORAGE_BACKEND names another backend

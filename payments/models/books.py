@@ -38,6 +38,15 @@ class Payment(models.Model):
     # "never refund more than was paid" hold even against a bug or a race in code.
     refunded_amount = models.PositiveBigIntegerField(default=0)
     review_reason = models.CharField(max_length=32, choices=Review.choices, blank=True)
+    promo_code = models.CharField(
+        max_length=32, blank=True, help_text="The order's promo code when it was paid."
+    )
+    discount_amount = models.PositiveBigIntegerField(
+        default=0, help_text="The code's discount, in minor units: the amount is net of it."
+    )
+    is_recurring = models.BooleanField(
+        default=False, help_text="A Stars subscription's renewal (Telegram charged it itself)."
+    )
     paid_at = models.DateTimeField()
     credited_at = models.DateTimeField(null=True, blank=True)
     raw = models.JSONField(default=dict, blank=True)
@@ -173,6 +182,9 @@ class Refund(models.Model):
     )
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    restock = models.BooleanField(
+        default=False, help_text="Give the order's units back to stock when the refund completes."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
@@ -277,6 +289,7 @@ class LedgerEntry(models.Model):
         FEE = "fee", "Fee"
         ADJUSTMENT = "adjustment", "Adjustment"
         PROVIDER = "provider", "Provider item (withdrawal, ads, commission)"
+        DISCOUNT = "discount", "Discount (promo code)"
 
     customer = models.ForeignKey(
         Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"

@@ -14,7 +14,7 @@ from payments.services.crediting import (
 )
 from payments.services.differences import difference_resolve, differences_open_count
 from payments.services.ledger import LedgerConflict, ledger_post, purchase_reversal_post
-from payments.services.recording import charge_conflict_resolve, payment_record
+from payments.services.recording import Recurring, charge_conflict_resolve, payment_record
 from payments.services.refunds import (
     refund_cancel,
     refund_complete,
@@ -38,6 +38,7 @@ __all__ = [
     "payment_credit_sweep",
     "payments_uncredited",
     "payment_record",
+    "Recurring",
     "purchase_reversal_post",
     "refund_cancel",
     "refund_complete",

@@ -90,9 +90,9 @@ def _credit(payments: list[Payment]) -> int:
         return 0
     orders = {
         order.pk: order
-        for order in Order.objects.select_for_update(of=("self",)).filter(
-            pk__in=[payment.order_id for payment in payments], status=Order.Status.PAID
-        )
+        for order in Order.objects.select_for_update(of=("self",))
+        .select_related("promo_code")
+        .filter(pk__in=[payment.order_id for payment in payments], status=Order.Status.PAID)
     }
     items: dict[int, list[OrderItem]] = {}
     for item in (
@@ -158,6 +158,8 @@ def _plan(payment: Payment, order: Order, lines: list[OrderItem]) -> _Credit:
             continue
         if item.kind == Product.Kind.PHYSICAL:
             credit.needs_shipping = True
+        elif item.kind == Product.Kind.SUBSCRIPTION:
+            pass  # access is the subscription itself, started or extended with the payment
         else:
             codes = shop_services.order_item_deliver_digital(item=item)
             if codes is None:
@@ -165,6 +167,11 @@ def _plan(payment: Payment, order: Order, lines: list[OrderItem]) -> _Credit:
                 return credit
             credit.delivered.extend(codes)
         credit.entries.append(LedgerEntry(**_purchase_entry(payment, order, item)))
+    # Posted with the lines only: a shortage leaves the whole payment on the balance.
+    if order.discount_amount:
+        credit.entries.append(LedgerEntry(**_discount_entry(payment, order)))
+    if order.delivery_amount:
+        credit.entries.append(LedgerEntry(**_delivery_entry(payment, order)))
     return credit
 
 
@@ -179,6 +186,36 @@ def _credit_entry(payment: Payment, order: Order) -> dict[str, Any]:
         "order": order,
         "payment": payment,
         "memo": f"Payment for order {order.reference}",
+    }
+
+
+def _discount_entry(payment: Payment, order: Order) -> dict[str, Any]:
+    """The promo code's discount: the lines are spent at their prices, the code gives back
+    the difference, so the balance ends at zero and the ledger shows what the code cost."""
+    code = order.promo_code.code if order.promo_code_id else ""
+    return {
+        "customer": payment.customer,
+        "kind": LedgerEntry.Kind.DISCOUNT,
+        "amount": order.discount_amount,
+        "currency": order.currency,
+        "idempotency_key": f"payment:{payment.pk}:discount",
+        "order": order,
+        "payment": payment,
+        "memo": f"Promo code {code}"[:255],
+    }
+
+
+def _delivery_entry(payment: Payment, order: Order) -> dict[str, Any]:
+    """Delivery, spent from the credit like a line."""
+    return {
+        "customer": payment.customer,
+        "kind": LedgerEntry.Kind.PURCHASE,
+        "amount": -order.delivery_amount,
+        "currency": order.currency,
+        "idempotency_key": f"payment:{payment.pk}:delivery",
+        "order": order,
+        "payment": payment,
+        "memo": "Delivery",
     }
 
 

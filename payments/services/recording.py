@@ -1,7 +1,8 @@
 """Recording what Telegram reports as paid: once per charge id, matched to its order."""
 
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -17,6 +18,13 @@ from shop.models import Customer, Order, OrderEvent, PaymentMode
 CREDIT_TASK = "payments.payment_credit"
 
 logger = logging.getLogger(__name__)
+
+
+class Recurring(NamedTuple):
+    """A Stars subscription's payment: the first one, or a renewal; and until when it runs."""
+
+    first: bool
+    expires_at: datetime
 
 
 def _review_reason(*, order: Order | None, customer: Customer, amount: int, currency: str) -> str:
@@ -44,12 +52,14 @@ def payment_record(
     raw: dict[str, Any],
     shipping_address: dict[str, Any] | None = None,
     mode: str = PaymentMode.LIVE,
+    recurring: Recurring | None = None,
 ) -> tuple[Payment, bool]:
     """Record money Telegram reports as paid, once per charge id: (payment, created).
 
     A payment that matches its order moves it to paid and hands crediting to the worker.
     Anything else (no such order, another amount, a second payment) is kept and flagged
-    for staff, and nothing is credited.
+    for staff, and nothing is credited. A subscription's renewal (`recurring`, not first) is
+    recorded against a new renewal order of the subscription the payload names.
     """
     existing = Payment.objects.filter(telegram_payment_charge_id=telegram_payment_charge_id).first()
     if existing:
@@ -57,6 +67,8 @@ def payment_record(
         return existing, False
     try:
         with transaction.atomic():
+            if order is not None and recurring is not None and not recurring.first:
+                order = shop_services.subscription_renewal_order(order=order)
             if order is not None:
                 # Serialises two different payments for the same order.
                 order = Order.objects.select_for_update().get(pk=order.pk)
@@ -76,12 +88,20 @@ def payment_record(
                 # What the invoice was sent with wins over what the bot is configured with now.
                 mode=(order.payment_mode if order is not None else "") or mode,
                 review_reason=review,
+                promo_code=order.promo_code.code
+                if order is not None and order.promo_code_id
+                else "",
+                discount_amount=order.discount_amount if order is not None else 0,
+                is_recurring=recurring is not None and not recurring.first,
                 paid_at=timezone.now(),
                 raw=raw,
             )
             if order is not None:
                 _apply_payment_to_order(
-                    payment=payment, order=order, shipping_address=shipping_address
+                    payment=payment,
+                    order=order,
+                    shipping_address=shipping_address,
+                    recurring=recurring,
                 )
             elif payment.needs_review:
                 _alert_review(payment)
@@ -133,7 +153,11 @@ def _repeat_or_conflict(
 
 
 def _apply_payment_to_order(
-    *, payment: Payment, order: Order, shipping_address: dict[str, Any] | None
+    *,
+    payment: Payment,
+    order: Order,
+    shipping_address: dict[str, Any] | None,
+    recurring: Recurring | None = None,
 ) -> None:
     shown = money.format_amount(payment.amount, payment.currency)
     data = {"payment_id": payment.pk, "charge_id": payment.telegram_payment_charge_id}
@@ -152,9 +176,27 @@ def _apply_payment_to_order(
         shop_services.order_flag_for_review(
             order=order, reason="Paid, but the stock ran out before payment"
         )
+    shop_services.order_promo_use(order=order)
     shop_services.order_transition(order=order, to_status=Order.Status.PAID, source="customer")
+    if recurring is not None:
+        _subscription_paid(payment=payment, order=order, recurring=recurring)
     # Lost with the broker? payments.credit_sweep credits it within minutes.
     publish.publish_on_commit(CREDIT_TASK, [(payment.pk,)])
+
+
+def _subscription_paid(*, payment: Payment, order: Order, recurring: Recurring) -> None:
+    if not recurring.first and order.subscription_id is None:
+        # A renewal of a subscription never started here (its first payment is missing).
+        shop_services.order_flag_for_review(
+            order=order, reason="Subscription renewal without a subscription started here"
+        )
+        return
+    shop_services.subscription_paid(
+        order=order,
+        charge_id=payment.telegram_payment_charge_id,
+        expires_at=recurring.expires_at,
+        first=recurring.first,
+    )
 
 
 @transaction.atomic

@@ -45,6 +45,7 @@ def refund_request(
     author: AbstractBaseUser | None = None,
     source: str = Refund.Source.STAFF,
     external_reference: str = "",
+    restock: bool = False,
 ) -> Refund:
     """Record a refund to make, reserving its amount against the payment.
 
@@ -80,6 +81,7 @@ def refund_request(
             author=author,
             source=source,
             external_reference=external_reference,
+            restock=restock and payment.order_id is not None,
         )
         if payment.order_id:
             shop_services.order_event_add(
@@ -131,6 +133,8 @@ def refund_complete(
         )
         _refund_notice(refund=refund, payment=payment)
         order = refund.order
+        if order is not None and refund.restock:
+            shop_services.order_restock(order=order, actor=actor or refund.author)
         if order is not None:
             target = _refund_target_status(payment)
             if Order.objects.get(pk=order.pk).can_transition_to(target):
@@ -228,10 +232,14 @@ def refund_create(
     reason: str,
     note: str = "",
     author: AbstractBaseUser | None = None,
+    restock: bool = False,
 ) -> Refund:
     """Staff record a refund. Stars are refunded by the worker through refundStarPayment;
-    A-Pay has no refund API, so the refund waits for staff to confirm they made it there."""
-    refund = refund_request(payment=payment, amount=amount, reason=reason, note=note, author=author)
+    A-Pay has no refund API, so the refund waits for staff to confirm they made it there.
+    With `restock` the order's units go back to stock when the refund completes."""
+    refund = refund_request(
+        payment=payment, amount=amount, reason=reason, note=note, author=author, restock=restock
+    )
     _refund_stars_schedule(refund)
     return refund
 

@@ -17,6 +17,7 @@ from shop.admin.orders import (
     OrderItemInline,
 )
 from shop.admin.products import ProductAdmin
+from shop.admin.promotions import PromoCodeAdmin, SubscriptionAdmin
 
 __all__ = [
     "CurrencyFilter",
@@ -29,6 +30,8 @@ __all__ = [
     "OrderEventInline",
     "OrderItemInline",
     "ProductAdmin",
+    "PromoCodeAdmin",
+    "SubscriptionAdmin",
     "ReadOnlyInline",
     "SupportRequestAdmin",
 ]

@@ -99,6 +99,8 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
         "customer",
         "status_display",
         "total_display",
+        "promo_display",
+        "subscription",
         "review_reason",
         "address_display",
         "shipment_display",
@@ -108,7 +110,7 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
         "fulfilled_at",
         "stock_reserved",
     ]
-    fields = [*readonly_fields[:4], "needs_review", *readonly_fields[4:]]
+    fields = [*readonly_fields[:6], "needs_review", *readonly_fields[6:]]
     inlines = [OrderItemInline, OrderEventInline, MessageInline]
     # A million orders: no second COUNT(*) for "N total", and an estimated page count.
     show_full_result_count = False
@@ -129,6 +131,18 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
     @admin.display(description="Total", ordering="total_amount")
     def total_display(self, obj: Order) -> str:
         return obj.total_display
+
+    @admin.display(description="Promo code and delivery")
+    def promo_display(self, obj: Order) -> str:
+        parts = []
+        if obj.promo_code_id:
+            off = money.format_amount(obj.discount_amount, obj.currency)
+            parts.append(
+                f"{obj.promo_code.code}: −{off} off {obj.subtotal_amount and money.format_amount(obj.subtotal_amount, obj.currency)}"
+            )
+        if obj.delivery_amount:
+            parts.append(f"delivery {money.format_amount(obj.delivery_amount, obj.currency)}")
+        return "; ".join(parts) or "—"
 
     @admin.display(description="Shipping address")
     def address_display(self, obj: Order) -> str:

@@ -4,12 +4,14 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core import money
 from core.errors import DomainError, IllegalTransition, NotAvailable
 from shop import notices, outbox
 from shop.models import (
@@ -20,7 +22,9 @@ from shop.models import (
     OrderItem,
     Product,
     ProductOption,
+    PromoCode,
 )
+from shop.services import promos
 from shop.services.stock import order_release_stock
 
 _REFERENCE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -68,7 +72,7 @@ def order_create(
     *, customer: Customer, product: Product, quantity: int = 1, option: str = ""
 ) -> Order:
     """A new order for one product (and its option, if it has options), priced as it is now."""
-    chosen = _option(product, option)
+    chosen = option_get(product, option)
     if customer.is_blocked:
         raise NotAvailable("This account cannot place orders.", code="customer_blocked")
     if quantity < 1:
@@ -77,20 +81,13 @@ def order_create(
         raise NotAvailable("This product is not on sale.", code="inactive")
     if product.stock is not None and product.stock < quantity:
         raise NotAvailable("This product is out of stock.", code="out_of_stock")
-    for _ in range(5):
-        try:
-            with transaction.atomic():
-                order = Order.objects.create(
-                    reference=order_reference_new(),
-                    customer=customer,
-                    currency=product.currency,
-                    total_amount=product.price * quantity,
-                )
-            break
-        except IntegrityError:
-            continue
-    else:  # pragma: no cover - 32^8 references make five collisions in a row unthinkable
-        raise DomainError("Could not allocate an order reference.")
+    delivery = delivery_fee(product.currency) if product.kind == Product.Kind.PHYSICAL else 0
+    order = order_new(
+        customer=customer,
+        currency=product.currency,
+        total_amount=product.price * quantity + delivery,
+        delivery_amount=delivery,
+    )
     OrderItem.snapshot(order=order, product=product, quantity=quantity, option=chosen).save()
     order_event_add(
         order=order,
@@ -103,11 +100,48 @@ def order_create(
     return order
 
 
+def order_new(
+    *,
+    customer: Customer,
+    currency: str,
+    total_amount: int,
+    discount_amount: int = 0,
+    delivery_amount: int = 0,
+    promo_code: PromoCode | None = None,
+) -> Order:
+    """An order row under a fresh reference; the caller adds its lines in its transaction."""
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                return Order.objects.create(
+                    reference=order_reference_new(),
+                    customer=customer,
+                    currency=currency,
+                    total_amount=total_amount,
+                    discount_amount=discount_amount,
+                    delivery_amount=delivery_amount,
+                    promo_code=promo_code,
+                )
+        except IntegrityError:
+            continue
+    # 32^8 references make five collisions in a row unthinkable.
+    raise DomainError("Could not allocate an order reference.")  # pragma: no cover
+
+
+def delivery_fee(currency: str) -> int:
+    """Delivery for an order of physical goods in this currency (SHOP_DELIVERY_FEES)."""
+    for entry in settings.SHOP_DELIVERY_FEES.split(","):
+        code, _, amount = entry.strip().partition(":")
+        if code.strip().upper() == currency and amount.strip():
+            return money.to_minor(amount.strip(), currency)
+    return 0
+
+
 def _label(status: str) -> str:
     return Order.Status(status).label if status in Order.Status.values else status
 
 
-def _option(product: Product, value: str) -> ProductOption | None:
+def option_get(product: Product, value: str) -> ProductOption | None:
     """The product's offered option with this code; refuses a missing or unknown choice."""
     offered = {o.value: o for o in product.options.all() if o.is_active}
     if not offered:
@@ -237,6 +271,7 @@ def order_cancel(*, order: Order, actor: AbstractBaseUser | None = None, note: s
         message=(note or "Order cancelled")[:255],
     )
     order_release_stock(order=locked)
+    promos.promo_release(order=locked)
     invoice_retract(order=locked)
     order.stock_reserved = locked.stock_reserved
     return locked
@@ -248,6 +283,11 @@ def order_invoice(
 ) -> Order:
     """A customer's order for a product, invoiced: the invoice is queued to their chat."""
     order = order_create(customer=customer, product=product, quantity=quantity, option=option)
+    return order_send_invoice(order=order)
+
+
+def order_send_invoice(*, order: Order) -> Order:
+    """A created order is invoiced: its invoice (or a subscription's link) is queued."""
     order_transition(
         order=order, to_status=Order.Status.INVOICED, source="customer", message="Invoice sent"
     )
@@ -331,6 +371,7 @@ def order_expire_stale(*, older_than: timedelta, now: datetime | None = None) ->
             if not order.is_awaiting_payment:
                 continue
             order_release_stock(order=order)
+            promos.promo_release(order=order)
             order_transition(order=order, to_status=Order.Status.EXPIRED, message="Invoice expired")
             invoice_retract(order=order)
             expired += 1
@@ -341,7 +382,7 @@ def invoice_retract(*, order: Order) -> int:
     """Delete the order's invoice messages from the chat (each once); an invoice still waiting
     to be sent is never sent."""
     invoices = Message.objects.filter(
-        order=order, method="sendInvoice", direction=Message.Direction.OUTBOUND
+        order=order, method__in=notices.INVOICE_METHODS, direction=Message.Direction.OUTBOUND
     )
     invoices.filter(status=Message.Status.QUEUED).update(
         status=Message.Status.FAILED, error="Not sent: the order stopped awaiting payment first."
@@ -358,3 +399,45 @@ def invoice_retract(*, order: Order) -> int:
         )
         retracted += 1
     return retracted
+
+
+@transaction.atomic
+def order_promo_use(*, order: Order) -> bool:
+    """The order was paid: its promo code's use counts once, in its audit trail."""
+    counted, over_limit = promos.promo_use(order=order)
+    if counted:
+        code = PromoCode.objects.get(pk=order.promo_code_id).code
+        order_event_add(
+            order=order,
+            kind=OrderEvent.Kind.PAYMENT,
+            message=f"Promo code {code} used",
+            data={"promo_code": code, "discount": order.discount_amount},
+        )
+    if over_limit:
+        order_flag_for_review(order=order, reason="Paid with a promo code past its limit")
+    return counted
+
+
+@transaction.atomic
+def order_restock(*, order: Order, actor: AbstractBaseUser | None = None) -> bool:
+    """A refund with *restock* ticked: the order's units go back to stock, once."""
+    locked = Order.objects.select_for_update().get(pk=order.pk)
+    if locked.restocked_at is not None or not locked.stock_reserved:
+        return False
+    units = []
+    for item in locked.items.all():
+        updated = Product.objects.filter(pk=item.product_id, stock__isnull=False).update(
+            stock=F("stock") + item.quantity
+        )
+        if updated:
+            units.append(f"{item.quantity} × {item.sku}")
+    locked.restocked_at = timezone.now()
+    locked.save(update_fields=["restocked_at", "updated_at"])
+    order_event_add(
+        order=locked,
+        kind=OrderEvent.Kind.REFUND,
+        message=("Back in stock: " + ", ".join(units)) if units else "Restock: no stock to count",
+        actor=actor,
+    )
+    order.restocked_at = locked.restocked_at
+    return True

@@ -1,5 +1,6 @@
 """Stock and checkout: reservation at pre-checkout, release, digital items handed out once."""
 
+from datetime import UTC
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from shop.models import (
     OrderItem,
     Product,
 )
+from shop.services import promos
 
 
 class _OutOfStock(Exception):
@@ -112,6 +114,10 @@ class CheckoutLine(NamedTuple):
     quantity: int
     stock: int | None
     created_at: Any
+    unit_price: int
+    price: int
+    promo_code_id: int | None
+    customer_id: int
 
 
 def order_checkout(
@@ -127,9 +133,27 @@ def order_checkout(
         return refusal
     order = lines[0]
     stock = [(line.product_id, line.quantity, line.stock) for line in lines]
-    if not order.stock_reserved and not _reserve_locked(order.order_id, stock):
-        return "out_of_stock"
+    try:
+        with transaction.atomic():  # a code refused gives the stock just taken back
+            if not order.stock_reserved and not _reserve_locked(order.order_id, stock):
+                return "out_of_stock"
+            if order.promo_code_id is not None:
+                refusal = promos.promo_hold(
+                    order_id=order.order_id,
+                    promo_id=order.promo_code_id,
+                    customer_id=order.customer_id,
+                )
+                if refusal:
+                    raise _Refused(refusal)
+    except _Refused as refused:
+        return refused.code
     return None
+
+
+class _Refused(Exception):
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
 
 
 def _checkout_refusal(
@@ -144,9 +168,12 @@ def _checkout_refusal(
         return "blocked"
     if order.paid_at is not None:
         return "already_paid"
+    created_at = order.created_at
+    if timezone.is_naive(created_at):  # SQLite's raw rows carry no zone: they are UTC
+        created_at = timezone.make_aware(created_at, UTC)
     if order.status == Order.Status.EXPIRED or (
         order.status == Order.Status.INVOICED
-        and order.created_at <= timezone.now() - settings.SHOP_INVOICE_TTL
+        and created_at <= timezone.now() - settings.SHOP_INVOICE_TTL
     ):
         return "expired"  # stale: the expiry sweep may not have run yet
     if order.status != Order.Status.INVOICED:
@@ -155,4 +182,6 @@ def _checkout_refusal(
         return "amount"
     if not all(line.product_is_active for line in lines):
         return "inactive"
+    if any(line.price != line.unit_price for line in lines):
+        return "price_changed"  # the invoice no longer matches the catalog
     return None

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 
 from payments.models import LedgerEntry, Payment
-from shop.models import Order, Product
+from shop.models import Order, Product, PromoCode
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,8 @@ def test_load_demo_is_idempotent(capsys):
     assert (Product.objects.count(), Order.objects.count(), LedgerEntry.objects.count()) == counts
     products = Product.objects.all()
     assert len(products) >= 6
-    assert {p.kind for p in products} == {"topup", "digital", "physical"}
+    assert {p.kind for p in products} == {"topup", "digital", "physical", "subscription"}
+    assert PromoCode.objects.get(code="DEMO10").percent == 10
     assert {"XTR", "USD", "EUR"} <= {p.currency for p in products}
     statuses = set(Order.objects.values_list("status", flat=True))
     assert {

@@ -20,7 +20,7 @@ from payments.models import (
 )
 from payments.services import disputes
 from shop import services as shop_services
-from shop.models import Message, Order, SupportRequest
+from shop.models import Message, Order, PromoCode, Subscription, SupportRequest
 from tests.conftest import role_user
 from tests.factories import CustomerFactory, ProductFactory, paid_order
 
@@ -50,6 +50,13 @@ PAGES = [
     ("/admin/shop/order/{order}/packing/", EVERYONE),
     ("/admin/shop/orderevent/", EVERYONE),
     ("/admin/shop/orderevent/{orderevent}/change/", EVERYONE),
+    ("/admin/shop/promocode/", EVERYONE),
+    ("/admin/shop/promocode/add/", {M}),
+    ("/admin/shop/promocode/{promocode}/change/", EVERYONE),
+    ("/admin/shop/subscription/", EVERYONE),
+    ("/admin/shop/subscription/{subscription}/change/", EVERYONE),
+    ("/admin/shop/subscription/{subscription}/cancel/", {S, M}),
+    ("/admin/shop/subscription/{subscription}/reenable/", {S, M}),
     ("/admin/shop/supportrequest/", {S, M}),
     ("/admin/shop/supportrequest/{supportrequest}/change/", {S, M}),
     ("/admin/shop/message/", {S, M}),
@@ -151,6 +158,11 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         currency="USD", our_amount=1000, their_amount=1000, statement_row=row, payment=shipped,
     )  # fmt: skip
     job.file.save("roles.csv", ContentFile(b"a,b\r\n"))
+    promo = PromoCode.objects.create(code="ROLES10", percent=10)
+    subscription = Subscription.objects.create(
+        customer=customer, product=product, first_order=refunded.order,
+        telegram_payment_charge_id="stars-sub-1", started_at=now, expires_at=now,
+    )  # fmt: skip
     shipped.order.refresh_from_db()
     assert shipped.order.status == Order.Status.AWAITING_SHIPMENT
     return {
@@ -172,6 +184,8 @@ def objects(fake_telegram, django_capture_on_commit_callbacks):
         "startransaction": tx.pk,
         "statementimport": statement.pk,
         "statementrow": row.pk,
+        "promocode": promo.pk,
+        "subscription": subscription.pk,
     }
 
 

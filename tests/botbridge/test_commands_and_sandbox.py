@@ -44,7 +44,10 @@ def test_delete_webhook_and_sync_commands(fake_telegram):
     assert [c["command"] for c in fake_telegram.state.commands[""]] == [
         "start",
         "catalog",
+        "cart",
+        "promo",
         "orders",
+        "subscriptions",
         "balance",
         "terms",
         "support",

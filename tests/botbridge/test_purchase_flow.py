@@ -80,7 +80,12 @@ def test_start_and_catalog_show_products_with_buy_buttons(webhook, fake_telegram
         for row in catalog_message["reply_markup"]["inline_keyboard"]
         for b in row
     ]
-    assert buttons == ["buy:coins", "buy:ebook", "buy:mug", "buy:vip"]
+    assert buttons == [
+        *("buy:coins", "add:coins"),
+        *("buy:ebook", "add:ebook"),
+        *("buy:mug", "add:mug"),
+        *("buy:vip", "add:vip"),
+    ]
     assert "500 coins — 5.00 USD" in catalog_message["text"]
     assert "VIP pass — 250 XTR" in catalog_message["text"]
     customer = Customer.objects.get(telegram_id=ALEX["id"])

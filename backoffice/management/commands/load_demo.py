@@ -24,6 +24,7 @@ from shop.models import (
     OrderEvent,
     OrderItem,
     Product,
+    PromoCode,
 )
 
 CATALOG = [
@@ -74,6 +75,15 @@ CATALOG = [
         None,
     ),
     (
+        "club-monthly",
+        "Members' club",
+        "Members' club: weekly guides and early access. 30 days, renewed each month in Stars.",
+        "subscription",
+        150,
+        "XTR",
+        None,
+    ),
+    (
         "mug-classic",
         "Shopbot mug",
         "Ceramic mug, 330 ml, dishwasher safe. Shipped within 3 days.",
@@ -99,6 +109,10 @@ RUSSIAN = {
     "stars-credit-100": ("100 кредитов за звёзды", "100 кредитов, оплата звёздами Telegram."),
     "ebook-django": ("Книга о платежах в Django", "PDF, 120 страниц: платежи в ботах Telegram."),
     "vip-month": ("VIP на 30 дней", "Личный код активации VIP-доступа на 30 дней."),
+    "club-monthly": (
+        "Клуб участников",
+        "Клуб: еженедельные гайды и ранний доступ. 30 дней, продлевается каждый месяц за звёзды.",
+    ),
     "mug-classic": ("Кружка Shopbot", "Керамическая кружка, 330 мл. Отправка в течение 3 дней."),
     "tshirt-black": ("Чёрная футболка", "Хлопковая футболка, чёрная, размеры S–XL."),
 }
@@ -142,6 +156,7 @@ class Command(BaseCommand):
         if orders < 0:
             raise CommandError("--orders must be zero or more.")
         products = self._catalog()
+        self._promo_codes()
         self._staff(admin_username, admin_password)
         with outbox.held():
             self._customers_and_orders(products)
@@ -163,6 +178,12 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Admin login: {admin_username} / {admin_password}  →  http://127.0.0.1:8000/admin/"
             "  (roles: support/support, finance/finance, manager/manager)"
+        )
+
+    def _promo_codes(self) -> None:
+        """DEMO10: 10% off any product, no limits, so the sandbox can show a discount."""
+        PromoCode.objects.get_or_create(
+            code="DEMO10", defaults={"kind": PromoCode.Kind.PERCENT, "percent": 10}
         )
 
     def _catalog(self) -> dict[str, Product]:

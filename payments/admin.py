@@ -181,6 +181,7 @@ class PaymentAdmin(
     readonly_fields = ["mode_badge", "telegram_payment_charge_id", "provider_payment_charge_id",
                        "provider",
                        "order", "customer", "amount_display", "refunded_display",
+                       "promo_display", "is_recurring",
                        "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
     fields = readonly_fields
     inlines = [RefundInline, DisputeInline, StatementRowInline, DifferenceInline]
@@ -197,6 +198,13 @@ class PaymentAdmin(
 
     def apay_view(self, request, object_id):
         return apay_check_view(self, request, object_id)
+
+    @admin.display(description="Promo code")
+    def promo_display(self, obj: Payment) -> str:
+        if not obj.promo_code:
+            return "—"
+        off = money.format_amount(obj.discount_amount, obj.currency)
+        return f"{obj.promo_code}: {off} off (the amount is net of it)"
 
     @admin.display(description="Provider", ordering="provider")
     def provider_short(self, obj: Payment) -> str:
@@ -305,9 +313,9 @@ class RefundAdmin(
         "external_reference",
     ]
     list_select_related = ["payment", "order", "author"]
-    readonly_fields = ["payment", "order", "amount_display", "reason", "note", "status", "source",
-                       "author", "external_reference", "error", "attempts", "created_at",
-                       "completed_at"]  # fmt: skip
+    readonly_fields = ["payment", "order", "amount_display", "reason", "note", "restock",
+                       "status", "source", "author", "external_reference", "error", "attempts",
+                       "created_at", "completed_at"]  # fmt: skip
     fields = readonly_fields
     actions = ["retry", "cancel"]
     step_views = (("confirm", "confirm_view"),)

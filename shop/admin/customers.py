@@ -4,11 +4,13 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from core import money
 from core.admin.search import TELEGRAM_ID, IndexedSearchMixin, exact, username
 from core.admin.steps import StepsAdminMixin
 from shop import services as shop_services
 from shop.admin.base import NoteForm, ReadOnlyInline
 from shop.models import (
+    Cart,
     Customer,
     CustomerEvent,
     Order,
@@ -81,6 +83,8 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
         "is_flagged",
         "flag_reason",
         "has_blocked_bot",
+        "reminders_off_at",
+        "cart_display",
         "created_at",
     ]
     fields = readonly_fields
@@ -90,6 +94,23 @@ class CustomerAdmin(IndexedSearchMixin, StepsAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # payments and the ledger refer to customers: they are never deleted
+
+    @admin.display(description="Cart now")
+    def cart_display(self, obj: Customer) -> str:
+        """What they have in the cart (when they write that checkout does not work)."""
+        cart = Cart.objects.filter(customer=obj).first()
+        if cart is None or not cart.lines.exists():
+            return "empty"
+        view = shop_services.cart_view(cart=cart)
+        lines = [
+            f"{line.line.quantity} × {line.product.title}"
+            + (f" ({line.line.option})" if line.line.option else "")
+            + (f" — {line.stale.replace('_', ' ')}" if line.stale else "")
+            for line in view.lines
+        ]
+        total = money.format_amount(view.total, view.currency)
+        code = f", code {view.promo.code}" if view.promo else ""
+        return f"{'; '.join(lines)}: {total}{code}"
 
     def steps_for(self, request, obj):
         if not request.user.has_perm("shop.change_customer"):

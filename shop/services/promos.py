@@ -14,7 +14,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from core import money
-from shop.models import Customer, Order, PromoCode, PromoRedemption
+from shop.models import Customer, Order, OrderItem, PromoCode, PromoRedemption
 
 # Refusal codes; each has an `err_<code>` text in both languages (shop.texts).
 REFUSALS = (
@@ -122,12 +122,20 @@ def promo_hold(*, order_id: int, promo_id: int, customer_id: int, now=None) -> s
         and _uses_by(promo, customer_id, order_id) >= promo.max_uses_per_customer
     ):
         return "promo_used_by_you"
+    order = Order.objects.only("discount_amount", "currency").get(pk=order_id)
+    lines = [
+        (item.product_id, item.unit_price * item.quantity)
+        for item in OrderItem.objects.filter(order_id=order_id).only(
+            "product_id", "unit_price", "quantity"
+        )
+    ]
+    if promo_discount(promo=promo, currency=order.currency, lines=lines) <= 0:
+        return "promo_not_applicable"  # staff narrowed the code since the invoice
     taken = PromoCode.objects.filter(pk=promo_id)
     if promo.max_uses is not None:
         taken = taken.filter(uses_held__lt=promo.max_uses)
     if not taken.update(uses_held=F("uses_held") + 1):
         return "promo_exhausted"
-    order = Order.objects.only("discount_amount", "currency").get(pk=order_id)
     if existing is not None:
         PromoRedemption.objects.filter(pk=existing.pk).update(status=PromoRedemption.Status.HELD)
     else:

@@ -145,7 +145,9 @@ def test_a_cart_with_quantities_and_a_promo_code_is_one_invoice_and_one_payment(
     assert PromoRedemption.objects.get().status == "used"
 
 
-def test_a_product_in_another_currency_offers_a_new_cart(webhook, fake_telegram, shelf):
+def test_a_product_in_another_currency_offers_a_new_cart(
+    webhook, fake_telegram, shelf, admin_client
+):
     fake_telegram.user_message(MASHA, "/start tea")
     press(fake_telegram, MASHA, "add:tea")
     fake_telegram.user_message(MASHA, "/start vip")
@@ -154,6 +156,9 @@ def test_a_product_in_another_currency_offers_a_new_cart(webhook, fake_telegram,
     assert "USD" in said and "XTR" in said and "одна валюта" in said
     cart = Cart.objects.get(customer__telegram_id=MASHA["id"])
     assert list(cart.lines.values_list("product__sku", flat=True)) == ["tea"]
+    customer = Customer.objects.get(telegram_id=MASHA["id"])
+    page = admin_client.get(f"/admin/shop/customer/{customer.pk}/change/").content.decode()
+    assert "1 × Tea: 4.00 USD" in page  # staff see the cart
     press(fake_telegram, MASHA, "cartnew:vip")
     cart.refresh_from_db()
     assert cart.currency == "XTR"
@@ -250,6 +255,10 @@ def test_pre_checkout_rechecks_the_code_and_the_prices(webhook, fake_telegram, s
     assert result["pre_checkout"]["ok"] is False
     assert "not active" in result["pre_checkout"]["error_message"]
     PromoCode.objects.filter(pk=promo.pk).update(is_active=True)
+    promo.products.add(shelf["mug"])  # narrowed to the mug since the invoice
+    result = fake_telegram.user_pay(ALEX, invoice["message_id"])
+    assert "does not apply to the products" in result["pre_checkout"]["error_message"]
+    promo.products.clear()
     Product.objects.filter(sku="tea").update(price=450)
     result = fake_telegram.user_pay(ALEX, invoice["message_id"])
     assert "price in this order changed" in result["pre_checkout"]["error_message"]

@@ -266,3 +266,38 @@ def test_pre_checkout_reads_sqlites_zoneless_times_as_utc():
         )
         == "expired"
     )
+
+
+def _promo_form(**values):
+    base = {"code": "", "is_active": "on", "kind": "percent", "percent": "", "amount": "",
+            "currency": "", "max_uses": "", "max_uses_per_customer": "",
+            "redemptions-TOTAL_FORMS": "0", "redemptions-INITIAL_FORMS": "0"}  # fmt: skip
+    return {**base, **values}
+
+
+def test_staff_add_codes_with_amounts_in_major_units_and_bad_input_changes_nothing(admin_client):
+    url = "/admin/shop/promocode/add/"
+    response = admin_client.post(
+        url, _promo_form(code="spring 5", kind="fixed", amount="5.00", currency="USD")
+    )
+    assert response.status_code == 302, response.content[:2000]
+    promo = PromoCode.objects.get()
+    assert (promo.code, promo.kind, promo.amount, promo.currency) == (
+        "SPRING5",
+        "fixed",
+        500,
+        "USD",
+    )
+    assert promo.percent is None
+    for bad, field in (
+        (_promo_form(code="X1", kind="fixed", amount="5.555", currency="USD"), "amount"),
+        (_promo_form(code="X2", kind="fixed", amount="", currency="USD"), "amount"),
+        (_promo_form(code="X3", kind="percent", percent="0"), "percent"),
+        (_promo_form(code="X4", kind="percent", percent="150"), "percent"),
+        (_promo_form(code="X-5", kind="percent", percent="10"), "code"),
+        (_promo_form(code="spring5", kind="percent", percent="10"), "code"),  # taken
+    ):
+        response = admin_client.post(url, bad)
+        assert response.status_code == 200
+        assert field in response.context["adminform"].form.errors, (bad, field)
+    assert PromoCode.objects.count() == 1

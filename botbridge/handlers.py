@@ -466,6 +466,8 @@ CHECKOUT_AFTER_TERMS = "@cart"
 
 
 def _error_key(error: DomainError) -> str:
+    if error.code == "customer_blocked":
+        return "blocked"
     key = f"err_{error.code}"
     return key if key in TEXTS["en"] else "product_missing"
 

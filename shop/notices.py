@@ -170,7 +170,12 @@ def receipt_text(
     if Product.Kind.PHYSICAL in kinds:
         parts.append(text(lang, "receipt_shipping"))
     if Product.Kind.SUBSCRIPTION in kinds:
-        parts.append(text(lang, "receipt_subscription"))
+        subscription = order.subscription if order.subscription_id else None
+        if subscription is not None:
+            until = timezone.localtime(subscription.expires_at).strftime("%Y-%m-%d")
+            parts.append(text(lang, "receipt_subscription_until", date=until))
+        else:
+            parts.append(text(lang, "receipt_subscription"))
     return "\n\n".join(parts)
 
 

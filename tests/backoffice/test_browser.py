@@ -328,6 +328,47 @@ def test_sandbox_declined_payment_then_a_successful_one(page, sandbox):
     assert Payment.objects.count() == 1
 
 
+def test_sandbox_cart_with_demo10_and_a_subscription_renewed_from_the_demo_data(page, sandbox):
+    """What `make run` offers: load_demo's catalog, DEMO10 and the Members' club."""
+    from django.core.management import call_command
+
+    from shop.models import PromoCode, Subscription
+
+    call_command("load_demo")
+    chat_send(page, "/catalog")
+    chat_press(page, "Buy Django payments e-book")  # first purchase: the terms come first
+    chat_press(page, "I agree")
+    page.locator("#chat button", has_text="Add to cart").nth(4).click()  # the e-book
+    page.wait_for_load_state("load")
+    chat_press(page, "+")
+    chat_send(page, "/start coins-500")
+    chat_press(page, "Add to cart")
+    chat_send(page, "/promo DEMO10")
+    chat = page.inner_text("#chat")
+    assert "Promo code DEMO10: −3.00 USD" in chat and "Total: 27.00 USD" in chat
+    chat_press(page, "Check out · 27.00 USD")
+    assert "Your cart became order" in page.inner_text("#chat")
+    page.locator("#chat .tg-pay").last.click()
+    page.wait_for_load_state("load")
+    chat = page.inner_text("#chat")
+    assert "Promo code DEMO10: −3.00 USD" in chat.split("Receipt for order")[-1]
+    assert PromoCode.objects.get(code="DEMO10").times_used == 1
+
+    chat_send(page, "/start club-monthly")
+    chat_press(page, "Subscribe: Members' club")
+    page.locator("#chat button.tg-pay", has_text="Subscribe · 150 XTR").last.click()
+    page.wait_for_load_state("load")
+    assert "Your subscription runs until" in page.inner_text("#chat")
+    page.click("text=30 days pass")
+    page.wait_for_load_state("load")
+    assert "Telegram renewed 1 subscription(s)." in page.inner_text(".messagelist")
+    subscription = Subscription.objects.get(customer__telegram_id=700000001)
+    assert subscription.renewals == 1
+    chat_send(page, "/subscriptions")
+    assert "renews on" in page.inner_text("#chat")
+    page.screenshot(path=str(SCREENSHOTS / "sandbox-cart-subscription.png"), full_page=True)
+
+
 def test_sandbox_after_a_restart_keeps_ids_unique(page, sandbox, settings, live_server):
     import time
 

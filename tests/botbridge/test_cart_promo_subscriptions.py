@@ -303,6 +303,8 @@ def test_a_stars_subscription_is_bought_by_link_renewed_cancelled_and_expires(
     assert renewal.is_recurring and renewal.amount == 150
     assert renewal.order != first.order and renewal.order.subscription == subscription
     assert renewal.order.status == Order.Status.FULFILLED
+    until = timezone.localtime(subscription.expires_at).strftime("%Y-%m-%d")
+    assert f"Your subscription runs until {until}." in texts(fake_telegram, ALEX)[-1]
     assert LedgerEntry.objects.filter(kind="credit").count() == 2
     # The renewal redelivered: still one renewal.
     fake_telegram.deliver(renewed["renewed"][0]["update"])

@@ -301,3 +301,24 @@ def test_staff_add_codes_with_amounts_in_major_units_and_bad_input_changes_nothi
         assert response.status_code == 200
         assert field in response.context["adminform"].form.errors, (bad, field)
     assert PromoCode.objects.count() == 1
+
+
+def test_the_cart_refuses_bad_additions_and_changes_nothing():
+    product = ProductFactory(price=500, currency="USD")
+    subscription = ProductFactory(kind="subscription", price=100, currency="XTR")
+    customer = CustomerFactory()
+    for kwargs, code in (
+        ({"product": product, "quantity": 0}, "bad_quantity"),
+        ({"product": product, "quantity": 100}, "bad_quantity"),
+        ({"product": product, "option": "XL"}, "bad_option"),
+        ({"product": subscription}, "not_in_cart"),
+    ):
+        with pytest.raises(DomainError) as refused:
+            shop_services.cart_add(customer=customer, **kwargs)
+        assert refused.value.code == code
+    customer.is_blocked = True
+    customer.save()
+    with pytest.raises(DomainError) as refused:
+        shop_services.cart_add(customer=customer, product=product)
+    assert refused.value.code == "customer_blocked"
+    assert not shop_services.cart_get(customer=customer).lines.exists()

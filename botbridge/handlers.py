@@ -479,16 +479,7 @@ def _add(customer: Customer, argument: str, *, start_new: bool = False) -> None:
         _say(customer, "product_missing")
         return
     lang = customer.language
-    options = selectors.product_options(product=product)
-    if options and option not in {o.value for o in options}:
-        buttons = [
-            {"text": o.label_in(lang), "callback_data": f"add:{sku}:{o.value}"} for o in options
-        ]
-        question = text(
-            lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
-        )
-        rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-        outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+    if _ask_option(customer, product, option, "add"):
         return
     try:
         shop_services.cart_add(
@@ -648,21 +639,7 @@ def _checkout(customer: Customer, argument: str = "", edit: int | None = None) -
         _say(customer, "blocked")
         return
     lang = customer.language
-    version = settings.SHOP_TERMS_VERSION
-    if not customer.has_accepted_terms(version):
-        terms = text(lang, "terms", version=version)
-        prompt = text(lang, "terms_prompt")
-        markup = outbox.keyboard(
-            [
-                [
-                    {
-                        "text": text(lang, "agree_button"),
-                        "callback_data": f"terms:{CHECKOUT_AFTER_TERMS}",
-                    }
-                ]
-            ]
-        )
-        outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
+    if _ask_terms(customer, CHECKOUT_AFTER_TERMS):
         return
     try:
         order = shop_services.cart_checkout(customer=customer)
@@ -709,6 +686,43 @@ EDITS_CART = {
 }
 
 
+def _ask_terms(customer: Customer, then: str) -> bool:
+    """Terms not accepted yet (this version): show them with *I agree*, which carries what
+    to do next (`then`: a product to buy, or the cart's checkout); say so."""
+    version = settings.SHOP_TERMS_VERSION
+    if customer.has_accepted_terms(version):
+        return False
+    lang = customer.language
+    terms, prompt = text(lang, "terms", version=version), text(lang, "terms_prompt")
+    markup = outbox.keyboard(
+        [[{"text": text(lang, "agree_button"), "callback_data": f"terms:{then}"}]]
+    )
+    outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
+    return True
+
+
+def _ask_option(customer: Customer, product, option: str, action: str) -> bool:
+    """A product with options and none (or an unknown one) chosen: ask, and say so.
+
+    Asked before the invoice or the cart: the choice is on the order line and the packing
+    list. The buttons come back as `<action>:<sku>:<option>`.
+    """
+    options = selectors.product_options(product=product)
+    if not options or option in {o.value for o in options}:
+        return False
+    lang = customer.language
+    buttons = [
+        {"text": o.label_in(lang), "callback_data": f"{action}:{product.sku}:{o.value}"}
+        for o in options
+    ]
+    rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+    question = text(
+        lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
+    )
+    outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+    return True
+
+
 def _buy(customer: Customer, sku: str, option: str = "") -> None:
     product = selectors.product_get_for_sale(sku=sku)
     if product is None:
@@ -718,32 +732,14 @@ def _buy(customer: Customer, sku: str, option: str = "") -> None:
         _say(customer, "blocked")
         return
     lang = customer.language
-    options = selectors.product_options(product=product)
-    if options and option not in {o.value for o in options}:
-        # Asked before the invoice: the choice is on the order line and the packing list.
-        buttons = [
-            {"text": o.label_in(lang), "callback_data": f"buy:{sku}:{o.value}"} for o in options
-        ]
-        rows = [buttons[i : i + 4] for i in range(0, len(buttons), 4)]
-        question = text(
-            lang, "choose_option", title=product.title_in(lang), option=product.option_name_in(lang)
-        )
-        outbox.message_queue(customer=customer, text=question, reply_markup=outbox.keyboard(rows))
+    if _ask_option(customer, product, option, "buy"):
         return
     if product.kind == Product.Kind.SUBSCRIPTION and selectors.subscription_active(
         customer=customer, product=product
     ):
         _say(customer, "subscription_already", title=product.title_in(lang))
         return
-    version = settings.SHOP_TERMS_VERSION
-    if not customer.has_accepted_terms(version):
-        terms = text(lang, "terms", version=version)
-        prompt = text(lang, "terms_prompt")
-        chosen = f"{sku}:{option}" if option else sku
-        markup = outbox.keyboard(
-            [[{"text": text(lang, "agree_button"), "callback_data": f"terms:{chosen}"}]]
-        )
-        outbox.message_queue(customer=customer, text=f"{prompt}\n\n{terms}", reply_markup=markup)
+    if _ask_terms(customer, f"{sku}:{option}" if option else sku):
         return
     try:
         shop_services.order_invoice(customer=customer, product=product, option=option)

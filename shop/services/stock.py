@@ -133,6 +133,10 @@ def order_checkout(
         return refusal
     order = lines[0]
     stock = [(line.product_id, line.quantity, line.stock) for line in lines]
+    if order.promo_code_id is None:  # the hot path: no savepoint needed
+        if not order.stock_reserved and not _reserve_locked(order.order_id, stock):
+            return "out_of_stock"
+        return None
     try:
         with transaction.atomic():  # a code refused gives the stock just taken back
             if not order.stock_reserved and not _reserve_locked(order.order_id, stock):

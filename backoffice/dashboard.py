@@ -20,7 +20,7 @@ from botbridge.models import TelegramUpdate
 from core import money
 from payments import services as payment_services
 from payments.models import ChargeConflict, Difference, Dispute, LedgerEntry, Payment, Refund
-from shop.models import Message, Order, PaymentMode, SupportRequest
+from shop.models import Message, Order, PaymentMode, Subscription, SupportRequest
 
 CHART_DAYS = 30
 SERIES = [
@@ -131,6 +131,9 @@ def queue_tiles(user) -> list[Tile]:
         ("botbridge.view_telegramupdate", "Failed webhook updates",
          TelegramUpdate.objects.filter(status=TelegramUpdate.Status.FAILED),
          "botbridge/telegramupdate/?status__exact=failed", True),
+        ("shop.view_subscription", "Active subscriptions",
+         Subscription.objects.filter(status=Subscription.Status.ACTIVE),
+         "shop/subscription/?status__exact=active", False),
         ("shop.view_supportrequest", "Open support requests",
          SupportRequest.objects.filter(status=SupportRequest.Status.OPEN),
          "shop/supportrequest/?status__exact=open", True),

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from botbridge.sandbox.server import INVOICE_LINK_PREFIX
 from core import money
 
 TEST_USERS = {
@@ -84,7 +85,11 @@ def _entry_view(entry: dict[str, Any]) -> dict[str, Any]:
     if message.get("successful_payment"):
         paid = message["successful_payment"]
         view["text"] = f"✓ Paid {money.format_amount(paid['total_amount'], paid['currency'])}"
-    view["buttons"] = message.get("reply_markup", {}).get("inline_keyboard", [])
+    view["buttons"] = [
+        # An invoice link (a subscription's) is paid here; other links just open.
+        [{**b, "pay_link": str(b.get("url", "")).startswith(INVOICE_LINK_PREFIX)} for b in row]
+        for row in message.get("reply_markup", {}).get("inline_keyboard", [])
+    ]
     return view
 
 

@@ -425,3 +425,14 @@ def test_a_mixed_cart_credits_the_balance_with_its_top_up_lines_only(webhook, fa
     customer = Customer.objects.get(telegram_id=ALEX["id"])
     balance = sum(LedgerEntry.objects.filter(customer=customer).values_list("amount", flat=True))
     assert balance == 500
+
+
+def test_the_dashboard_counts_active_subscriptions(webhook, fake_telegram, shelf, admin_client):
+    accept_terms(fake_telegram, ALEX)
+    fake_telegram.user_message(ALEX, "/start club")
+    press(fake_telegram, ALEX, "buy:club")
+    _, button = link_button(fake_telegram, ALEX)
+    fake_telegram.user_pay_link(ALEX, button["url"])
+    tiles = admin_client.get("/admin/").context["tiles"]
+    tile = next(t for t in tiles if t.label == "Active subscriptions")
+    assert (tile.value, tile.url) == ("1", "shop/subscription/?status__exact=active")

@@ -403,10 +403,16 @@ COMMAND_DESCRIPTIONS = {
 
 def _on_plain_text(customer: Customer, body: str) -> None:
     asked = selectors.cart_promo_prompted_at(customer=customer)
-    if body and asked and timezone.now() - asked < SUPPORT_PROMPT_TTL:
+    prompted = customer.support_prompted_at
+    # Asked for a code (and not for a support question since): the message is the code.
+    if (
+        body
+        and asked
+        and timezone.now() - asked < SUPPORT_PROMPT_TTL
+        and (prompted is None or prompted < asked)
+    ):
         _apply_promo(customer, body)
         return
-    prompted = customer.support_prompted_at
     if body and prompted and timezone.now() - prompted < SUPPORT_PROMPT_TTL:
         _create_support_request(customer, body)
         return

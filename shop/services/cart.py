@@ -222,8 +222,7 @@ def cart_promo_apply(*, customer: Customer, code: str) -> Cart:
     cart = cart_get(customer=customer, lock=True)
     promo = promos.promo_find(code=code)
     if promo is None:
-        cart.promo_prompted_at = None
-        cart.save(update_fields=["promo_prompted_at", "updated_at"])
+        # Refused, nothing changes: a customer asked for a code may simply type it again.
         raise DomainError("No such promo code.", code="promo_unknown")
     if not cart.lines.exists():
         raise DomainError("The cart is empty.", code="cart_empty")

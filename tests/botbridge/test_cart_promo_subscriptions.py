@@ -239,6 +239,10 @@ def test_promo_refusals_in_the_customers_language(webhook, fake_telegram, shelf)
     press(fake_telegram, MASHA, "promo:")
     fake_telegram.user_message(MASHA, "mugonly")
     assert "не действует" in last_bot_message(fake_telegram, MASHA["id"])["text"]
+    # Asked for a support question since: the next message is the question, not a code.
+    fake_telegram.user_message(MASHA, "/support")
+    fake_telegram.user_message(MASHA, "Где мой заказ?")
+    assert "обращение №" in last_bot_message(fake_telegram, MASHA["id"])["text"]
 
 
 def test_pre_checkout_rechecks_the_code_and_the_prices(webhook, fake_telegram, shelf):

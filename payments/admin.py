@@ -181,7 +181,7 @@ class PaymentAdmin(
     readonly_fields = ["mode_badge", "telegram_payment_charge_id", "provider_payment_charge_id",
                        "provider",
                        "order", "customer", "amount_display", "refunded_display",
-                       "promo_display", "is_recurring",
+                       "promo_display", "renewal_display",
                        "review_reason", "paid_at", "credited_at", "raw_display"]  # fmt: skip
     fields = readonly_fields
     inlines = [RefundInline, DisputeInline, StatementRowInline, DifferenceInline]
@@ -198,6 +198,12 @@ class PaymentAdmin(
 
     def apay_view(self, request, object_id):
         return apay_check_view(self, request, object_id)
+
+    @admin.display(description="Subscription")
+    def renewal_display(self, obj: Payment) -> str:
+        if obj.is_recurring:
+            return "a renewal Telegram charged"
+        return "—"
 
     @admin.display(description="Promo code")
     def promo_display(self, obj: Payment) -> str:

@@ -137,9 +137,8 @@ class OrderAdmin(IndexedSearchMixin, StepsAdminMixin, RecordAdminMixin, admin.Mo
         parts = []
         if obj.promo_code_id:
             off = money.format_amount(obj.discount_amount, obj.currency)
-            parts.append(
-                f"{obj.promo_code.code}: −{off} off {obj.subtotal_amount and money.format_amount(obj.subtotal_amount, obj.currency)}"
-            )
+            lines = money.format_amount(obj.subtotal_amount, obj.currency)
+            parts.append(f"{obj.promo_code.code}: −{off} on items of {lines}")
         if obj.delivery_amount:
             parts.append(f"delivery {money.format_amount(obj.delivery_amount, obj.currency)}")
         return "; ".join(parts) or "—"

@@ -244,6 +244,36 @@ def test_already_refunded_is_confirmed_by_the_outgoing_transaction_not_assumed(
     assert open_kinds() == []
 
 
+def test_a_refund_pending_since_before_the_window_is_found_and_closed_when_made(
+    fake_telegram, db, committed
+):
+    """The default window starts on the day of Telegram's first transaction: a refund asked
+    for days before it (or just before midnight) is still a problem while it is pending."""
+    customer = CustomerFactory()
+    payment = paid_order(customer, ProductFactory(price=250, currency="XTR"), charge="stars-w-1")
+    sale(fake_telegram, {"id": customer.telegram_id, "first_name": "B"}, "stars-w-1", 250)
+    fake_telegram.fail(
+        method="refundStarPayment", error_code=400,
+        description="Bad Request: CHARGE_ALREADY_REFUNDED",
+    )  # fmt: skip
+    refund = committed(
+        payment_services.refund_create, payment=payment, amount=250, reason="customer_request"
+    )
+    Refund.objects.filter(pk=refund.pk).update(created_at=timezone.now() - timedelta(days=3))
+    stars_reconcile()
+    assert open_kinds() == [Kind.REFUND_NOT_MADE]
+    fake_telegram.star_transaction_add(
+        {"id": "stars-w-1", "amount": 250, "receiver": {"type": "user",
+         "transaction_type": "invoice_payment", "user": {"id": customer.telegram_id}}}
+    )  # fmt: skip
+    stars_reconcile()
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.COMPLETED
+    assert open_kinds() == []
+    closed = Difference.objects.get(kind=Kind.REFUND_NOT_MADE)
+    assert "now has the refund" in closed.resolution
+
+
 def test_our_refund_that_telegram_never_made(fake_telegram, db):
     customer = CustomerFactory()
     payment = paid_order(customer, ProductFactory(price=250, currency="XTR"), charge="stars-n-1")

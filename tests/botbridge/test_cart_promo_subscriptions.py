@@ -440,3 +440,34 @@ def test_the_dashboard_counts_active_subscriptions(webhook, fake_telegram, shelf
     tiles = admin_client.get("/admin/").context["tiles"]
     tile = next(t for t in tiles if t.label == "Active subscriptions")
     assert (tile.value, tile.url) == ("1", "shop/subscription/?status__exact=active")
+
+
+def test_the_reminder_for_a_cart_order_brings_a_fresh_invoice_with_its_lines_and_code(
+    webhook, fake_telegram, shelf, django_capture_on_commit_callbacks, settings
+):
+    settings.SHOP_QUIET_HOURS = (0, 0)  # no quiet hours: this test runs at any hour
+    PromoCode.objects.create(code="TEN", percent=10)
+    accept_terms(fake_telegram, ALEX)
+    fake_telegram.user_message(ALEX, "/start tea")
+    press(fake_telegram, ALEX, "add:tea")
+    press(fake_telegram, ALEX, "cq:")
+    fake_telegram.user_message(ALEX, "/start tea")
+    press(fake_telegram, ALEX, "add:tea")
+    line = Cart.objects.get(customer__telegram_id=ALEX["id"]).lines.get()
+    press(fake_telegram, ALEX, f"cq:{line.pk}:+")
+    fake_telegram.user_message(ALEX, "/promo TEN")
+    press(fake_telegram, ALEX, "checkout:")
+    order = Order.objects.get()
+    now = timezone.now()
+    Order.objects.filter(pk=order.pk).update(created_at=now - timedelta(hours=3))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert shop_services.invoices_remind(now=now) == 1
+    params = sent(fake_telegram, "sendInvoice")
+    assert [(p["label"], p["amount"]) for p in params["prices"]] == [
+        ("Tea × 2", 800),
+        ("Promo code TEN", -80),
+    ]
+    invoices = [m for m in bot_messages(fake_telegram, ALEX["id"]) if "invoice" in m]
+    assert len(invoices) == 1  # the first one was taken back
+    assert fake_telegram.user_pay(ALEX, invoices[0]["message_id"])["paid"]
+    assert PromoCode.objects.get(code="TEN").times_used == 1

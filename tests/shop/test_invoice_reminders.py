@@ -12,7 +12,9 @@ from tests.botbridge.test_purchase_flow import ALEX, MASHA, bot_messages, buy
 
 pytestmark = pytest.mark.django_db
 
-NOON = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+# Today's noon (UTC): the invoices below are paid for real, and pre-checkout refuses one older
+# than SHOP_INVOICE_TTL (24 h) by the clock, so a fixed date would expire them in a day.
+NOON = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture(autouse=True)
@@ -71,9 +73,9 @@ def test_never_too_early_at_night_after_stop_reminders_or_after_buying(
     capture = django_capture_on_commit_callbacks
     order = invoiced_at(fake_telegram, ALEX, NOON - timedelta(hours=1))
     assert remind(NOON, capture) == 0  # too early
-    assert remind(datetime(2026, 11, 30, 23, 30, tzinfo=UTC), capture) == 0  # night
-    assert remind(datetime(2026, 12, 1, 6, 0, tzinfo=UTC), capture) == 0  # still night
-    assert remind(datetime(2026, 12, 1, 9, 30, tzinfo=UTC), capture) == 1  # the morning
+    assert remind(NOON + timedelta(hours=11, minutes=30), capture) == 0  # 23:30, night
+    assert remind(NOON + timedelta(hours=18), capture) == 0  # 06:00, still night
+    assert remind(NOON + timedelta(hours=21, minutes=30), capture) == 1  # 09:30, the morning
 
     # /stop_reminders, answered in the customer's language.
     invoiced_at(fake_telegram, MASHA, NOON - timedelta(hours=3))

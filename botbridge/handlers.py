@@ -572,11 +572,9 @@ def _send_cart(customer: Customer, edit: int | None = None) -> None:
             off = _price(view.discount, cur, lang)
             lines.append(text(lang, "cart_discount", code=view.promo.code, amount=off))
         promo_row = [{"text": text(lang, "cart_promo_remove_button"), "callback_data": "promodel:"}]
-    physical = any(line.product.kind == Product.Kind.PHYSICAL for line in view.lines)
-    delivery = shop_services.delivery_fee(cur) if physical else 0
-    if delivery:
-        lines.append(text(lang, "cart_delivery", amount=_price(delivery, cur, lang)))
-    total = _price(view.total + delivery, cur, lang)
+    if view.delivery:
+        lines.append(text(lang, "cart_delivery", amount=_price(view.delivery, cur, lang)))
+    total = _price(view.total, cur, lang)
     lines.append(text(lang, "cart_total", amount=total))
     if view.stale:
         rows.append([{"text": text(lang, "cart_refresh_button"), "callback_data": "cartfix:"}])
@@ -750,12 +748,7 @@ def _buy(customer: Customer, sku: str, option: str = "") -> None:
     try:
         shop_services.order_invoice(customer=customer, product=product, option=option)
     except DomainError as error:
-        _say(
-            customer,
-            f"err_{error.code}"
-            if error.code in ("inactive", "out_of_stock")
-            else "product_missing",
-        )
+        _say(customer, _error_key(error))
 
 
 # --- payments ---------------------------------------------------------------------------

@@ -492,15 +492,27 @@ class SubscriptionsReport(Report):
 
     def rows_for(self, filters: Filters, queryset: QuerySet | None = None) -> Iterator[list]:
         tz = filters.tz
+        products = list(
+            Product.objects.filter(kind=Product.Kind.SUBSCRIPTION)
+            .order_by("sku")
+            .values_list("sku", "currency")
+        )
         month = filters.since.replace(day=1)
         while month <= filters.until:
             following = (month + timedelta(days=32)).replace(day=1)
             start = max(filters.start, datetime.combine(month, time.min, tzinfo=tz))
             end = min(filters.end, datetime.combine(following, time.min, tzinfo=tz))
-            yield from self._month(month, start, end, filters)
+            yield from self._month(month, start, end, filters, products)
             month = following
 
-    def _month(self, month: date, start: datetime, end: datetime, filters: Filters):
+    def _month(
+        self,
+        month: date,
+        start: datetime,
+        end: datetime,
+        filters: Filters,
+        products: list[tuple[str, str]],
+    ):
         paid = (
             self.narrowed(self.base(), filters)
             .filter(paid_at__gte=start, paid_at__lt=end, review_reason="")
@@ -522,9 +534,7 @@ class SubscriptionsReport(Report):
             .annotate(n=Count("pk"))
             .values_list("product__sku", "n")
         )
-        products = Product.objects.filter(kind=Product.Kind.SUBSCRIPTION).order_by("sku")
-        for product in products.values("sku", "currency"):
-            sku, cur = product["sku"], product["currency"]
+        for sku, cur in products:
             if filters.currency and cur != filters.currency:
                 continue
             money_row = revenue.get((sku, cur), {})

@@ -108,10 +108,6 @@ def _item_name(item: OrderItem, lang: str) -> str:
     return f"{name}, {item.option}" if item.option else name
 
 
-def item_label(item: OrderItem, lang: str) -> str:
-    return _line_label(item, lang)
-
-
 def _line_label(item: OrderItem, lang: str) -> str:
     name = _item_name(item, lang)
     return f"{name} × {item.quantity}" if item.quantity > 1 else name

@@ -748,17 +748,7 @@ class FakeTelegram:
     ) -> dict[str, Any]:
         """The service message Telegram sends after money moved: successful_payment."""
         user = self._user(user)
-        number = next(self._charges)
-        stars = currency == "XTR"
-        payment = {
-            "currency": currency,
-            "total_amount": amount,
-            "invoice_payload": payload,
-            "telegram_payment_charge_id": charge_id
-            or f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
-            # A-Pay's order_id: 16 lowercase hex characters.
-            "provider_payment_charge_id": "" if stars else f"{number:016x}",
-        }
+        payment = self._payment(user, currency, amount, payload, charge_id)
         if order_info:
             payment["order_info"] = order_info
         payment.update(extra or {})
@@ -774,6 +764,27 @@ class FakeTelegram:
             self.state.chats[user["id"]].append({"from": "user", "message": message})
         update = self.new_update(message=message)
         return {"update": update, "delivery": self.deliver(update)}
+
+    def _payment(
+        self,
+        user: dict[str, Any],
+        currency: str,
+        amount: int,
+        payload: str,
+        charge_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A SuccessfulPayment with a fresh charge id (unless given)."""
+        number = next(self._charges)
+        stars = currency == "XTR"
+        return {
+            "currency": currency,
+            "total_amount": amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id
+            or f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
+            # A-Pay's order_id: 16 lowercase hex characters.
+            "provider_payment_charge_id": "" if stars else f"{number:016x}",
+        }
 
     def _money_moved(self, user: dict[str, Any], payment: dict[str, Any]) -> None:
         """What Telegram (or the provider) itself records of a payment, delivered or not."""
@@ -794,15 +805,7 @@ class FakeTelegram:
     ) -> dict[str, Any]:
         """Money moves but the bot never hears of it (an update lost on the way)."""
         user = self._user(user)
-        number = next(self._charges)
-        stars = currency == "XTR"
-        payment = {
-            "currency": currency,
-            "total_amount": amount,
-            "invoice_payload": payload,
-            "telegram_payment_charge_id": f"{'stars' if stars else 'tg'}-{user['id']}-{number}",
-            "provider_payment_charge_id": "" if stars else f"{number:016x}",
-        }
+        payment = self._payment(user, currency, amount, payload)
         self._money_moved(user, payment)
         return payment
 

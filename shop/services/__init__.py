@@ -30,7 +30,6 @@ from shop.services.customers import (
     customer_upsert_from_telegram,
 )
 from shop.services.orders import (
-    delivery_fee,
     order_cancel,
     order_create,
     order_deliver,
@@ -77,7 +76,6 @@ __all__ = [
     "cart_refresh",
     "cart_view",
     "order_promo_use",
-    "delivery_fee",
     "order_restock",
     "promo_find",
     "promo_hold",

@@ -36,6 +36,7 @@ class CartView:
     lines: list[LineView] = field(default_factory=list)
     subtotal: int = 0
     discount: int = 0
+    delivery: int = 0  # physical goods in the cart: SHOP_DELIVERY_FEES for its currency
     promo: PromoCode | None = None
     promo_refusal: str | None = None
 
@@ -45,7 +46,8 @@ class CartView:
 
     @property
     def total(self) -> int:
-        return self.subtotal - self.discount
+        """What the invoice will ask: the lines, less the code's discount, plus delivery."""
+        return self.subtotal - self.discount + self.delivery
 
     @property
     def stale(self) -> list[LineView]:
@@ -80,6 +82,8 @@ def cart_view(*, cart: Cart) -> CartView:
             LineView(line=line, product=line.product, stale=_line_stale(line, line.product))
         )
     view.subtotal = sum(line.line_total for line in view.lines)
+    if any(line.product.kind == Product.Kind.PHYSICAL for line in view.lines):
+        view.delivery = orders.delivery_fee(cart.currency)
     if cart.promo_code_id and view.lines:
         view.promo = cart.promo_code
         priced = [(line.product.pk, line.line_total) for line in view.lines]
@@ -264,17 +268,15 @@ def cart_checkout(*, customer: Customer) -> Order:
         raise DomainError(f"Changed since added: {names}.", code="cart_stale")
     if view.promo_refusal:
         raise DomainError("The promo code no longer applies.", code=view.promo_refusal)
-    physical = any(line.product.kind == Product.Kind.PHYSICAL for line in view.lines)
-    delivery = orders.delivery_fee(cart.currency) if physical else 0
     limits = money.amount_limits(cart.currency)
-    if limits and not limits[0] <= view.total + delivery <= limits[1]:
+    if limits and not limits[0] <= view.total <= limits[1]:
         raise DomainError("The total is outside what Telegram accepts.", code="cart_amount")
     order = orders.order_new(
         customer=customer,
         currency=cart.currency,
-        total_amount=view.total + delivery,
+        total_amount=view.total,
         discount_amount=view.discount,
-        delivery_amount=delivery,
+        delivery_amount=view.delivery,
         promo_code=view.promo if view.discount else None,
     )
     OrderItem.objects.bulk_create(

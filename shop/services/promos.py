@@ -10,7 +10,7 @@ its held use back.
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from core import money
@@ -198,10 +198,3 @@ def promo_use(*, order: Order) -> tuple[bool, bool]:
         PromoCode.objects.filter(pk=promo.pk).update(uses_held=F("uses_held") + 1)
     PromoCode.objects.filter(pk=order.promo_code_id).update(times_used=F("times_used") + 1)
     return True, over_limit
-
-
-def promo_uses_open(*, promo: PromoCode) -> int:
-    """Uses held by checkouts not yet paid."""
-    return PromoRedemption.objects.filter(
-        Q(promo_code=promo) & Q(status=PromoRedemption.Status.HELD)
-    ).count()

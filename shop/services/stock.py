@@ -1,5 +1,6 @@
 """Stock and checkout: reservation at pre-checkout, release, digital items handed out once."""
 
+from contextlib import nullcontext
 from datetime import UTC
 from typing import Any, NamedTuple
 
@@ -133,12 +134,11 @@ def order_checkout(
         return refusal
     order = lines[0]
     stock = [(line.product_id, line.quantity, line.stock) for line in lines]
-    if order.promo_code_id is None:  # the hot path: no savepoint needed
-        if not order.stock_reserved and not _reserve_locked(order.order_id, stock):
-            return "out_of_stock"
-        return None
+    # A code refused gives back the stock just taken: a savepoint, only when there is a code
+    # (the hot path without one takes none).
+    undo = transaction.atomic() if order.promo_code_id is not None else nullcontext()
     try:
-        with transaction.atomic():  # a code refused gives the stock just taken back
+        with undo:
             if not order.stock_reserved and not _reserve_locked(order.order_id, stock):
                 return "out_of_stock"
             if order.promo_code_id is not None:

@@ -59,7 +59,8 @@ def _checkout_sql() -> str:
     sql = (
         "SELECT o.id, o.status, o.currency, o.total_amount, o.stock_reserved, o.paid_at,"  # noqa: S608
         " c.telegram_id, c.is_blocked, p.is_active, i.product_id, i.quantity, p.stock,"
-        " o.created_at, i.unit_price, p.price, o.promo_code_id, o.customer_id"
+        " o.created_at, i.unit_price, p.price, o.promo_code_id, o.customer_id,"
+        " o.discount_amount"
         f" FROM {Order._meta.db_table} o"
         f" JOIN {Customer._meta.db_table} c ON c.id = o.customer_id"
         f" JOIN {OrderItem._meta.db_table} i ON i.order_id = o.id"

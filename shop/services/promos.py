@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import money
-from shop.models import Customer, Order, OrderItem, PromoCode, PromoRedemption
+from shop.models import Customer, Order, PromoCode, PromoRedemption
 
 # Refusal codes; each has an `err_<code>` text in both languages (shop.texts).
 REFUSALS = (
@@ -101,9 +101,19 @@ def promo_refusal(
     return None
 
 
-def promo_hold(*, order_id: int, promo_id: int, customer_id: int, now=None) -> str | None:
+def promo_hold(
+    *,
+    order_id: int,
+    promo_id: int,
+    customer_id: int,
+    currency: str,
+    discount_amount: int,
+    lines: list[tuple[int, int]],
+    now=None,
+) -> str | None:
     """Pre-checkout: hold one use of the order's code (the caller holds the order locked).
 
+    `lines` are the order's (product id, line total), as pre-checkout already read them.
     Asked again for the same order it answers the same way and holds nothing more.
     Returns a refusal code, or None with the use held.
     """
@@ -122,14 +132,7 @@ def promo_hold(*, order_id: int, promo_id: int, customer_id: int, now=None) -> s
         and _uses_by(promo, customer_id, order_id) >= promo.max_uses_per_customer
     ):
         return "promo_used_by_you"
-    order = Order.objects.only("discount_amount", "currency").get(pk=order_id)
-    lines = [
-        (item.product_id, item.unit_price * item.quantity)
-        for item in OrderItem.objects.filter(order_id=order_id).only(
-            "product_id", "unit_price", "quantity"
-        )
-    ]
-    if promo_discount(promo=promo, currency=order.currency, lines=lines) <= 0:
+    if promo_discount(promo=promo, currency=currency, lines=lines) <= 0:
         return "promo_not_applicable"  # staff narrowed the code since the invoice
     taken = PromoCode.objects.filter(pk=promo_id)
     if promo.max_uses is not None:
@@ -143,8 +146,8 @@ def promo_hold(*, order_id: int, promo_id: int, customer_id: int, now=None) -> s
             promo_code_id=promo_id,
             order_id=order_id,
             customer_id=customer_id,
-            discount_amount=order.discount_amount,
-            currency=order.currency,
+            discount_amount=discount_amount,
+            currency=currency,
         )
     return None
 

@@ -119,6 +119,7 @@ class CheckoutLine(NamedTuple):
     price: int
     promo_code_id: int | None
     customer_id: int
+    discount_amount: int
 
 
 def order_checkout(
@@ -146,6 +147,9 @@ def order_checkout(
                     order_id=order.order_id,
                     promo_id=order.promo_code_id,
                     customer_id=order.customer_id,
+                    currency=order.currency,
+                    discount_amount=order.discount_amount,
+                    lines=[(line.product_id, line.unit_price * line.quantity) for line in lines],
                 )
                 if refusal:
                     raise _Refused(refusal)

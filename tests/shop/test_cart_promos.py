@@ -253,7 +253,7 @@ def test_pre_checkout_reads_sqlites_zoneless_times_as_utc():
     created = order.created_at.astimezone(UTC).replace(tzinfo=None)
     line = CheckoutLine(
         order.pk, order.status, order.currency, order.total_amount, False, None, 515151, False,
-        True, order.items.get().product_id, 1, None, created, 500, 500, None, order.customer_id,
+        True, order.items.get().product_id, 1, None, created, 500, 500, None, order.customer_id, 0,
     )  # fmt: skip
     refusal = shop_services.order_checkout(
         lines=[line], telegram_id=515151, currency=order.currency, total_amount=order.total_amount

@@ -23,6 +23,7 @@ from shop.models import (
     Product,
     ProductOption,
     PromoCode,
+    Subscription,
 )
 from shop.services import promos
 from shop.services.stock import order_release_stock
@@ -108,6 +109,7 @@ def order_new(
     discount_amount: int = 0,
     delivery_amount: int = 0,
     promo_code: PromoCode | None = None,
+    subscription: Subscription | None = None,
 ) -> Order:
     """An order row under a fresh reference; the caller adds its lines in its transaction."""
     for _ in range(5):
@@ -121,6 +123,7 @@ def order_new(
                     discount_amount=discount_amount,
                     delivery_amount=delivery_amount,
                     promo_code=promo_code,
+                    subscription=subscription,
                 )
         except IntegrityError:
             continue

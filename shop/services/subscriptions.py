@@ -46,7 +46,10 @@ def subscription_renewal_order(*, order: Order) -> Order:
     if subscription is not None:
         first = subscription.first_order
     renewal = orders.order_new(
-        customer=first.customer, currency=first.currency, total_amount=first.total_amount
+        customer=first.customer,
+        currency=first.currency,
+        total_amount=first.total_amount,
+        subscription=subscription,
     )
     OrderItem.objects.bulk_create(
         OrderItem(
@@ -61,8 +64,6 @@ def subscription_renewal_order(*, order: Order) -> Order:
         )
         for item in first.items.all()
     )
-    Order.objects.filter(pk=renewal.pk).update(subscription=subscription)
-    renewal.subscription = subscription
     orders.order_event_add(
         order=renewal,
         kind=OrderEvent.Kind.STATUS,
